@@ -1,0 +1,26 @@
+# Two entry points for a newcomer: `make run` (dashboard) and `make test` (test suite).
+# Both create or refresh .venv first.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+# Installed only when the venv has no torch yet; override e.g. TORCH=torch to take your platform's default build.
+TORCH ?= torch==2.13.0
+
+.PHONY: install run test sample-data bench
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
+
+test: install
+	bash .ci/ensure-chromium
+	$(PY) -m pytest -q
+
+sample-data: install
+	$(PY) -m core sample-data --out sample_data
