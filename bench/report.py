@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,16 +52,31 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None,
 
 
 def write_section(name: str, title: str, command: str, body_md: str, data: Any) -> None:
-    """Replace (or append) section ``name`` of BENCHMARKS.md and write bench/results/NAME.json."""
+    """Save this benchmark's results to bench/results/NAME.json and rebuild BENCHMARKS.md.
+
+    BENCHMARKS.md is assembled from every bench/results/*.json, so benchmarks can
+    be rerun one at a time (and on separate branches) without touching each other.
+    """
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"<!-- bench:{name}:start -->\n## {title}\n\nCommand: `{command}`  \n"
-               f"Run: {stamp} on {machine()}\n\n{body_md.rstrip()}\n<!-- bench:{name}:end -->\n")
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)}:start -->.*?<!-- bench:{re.escape(name)}:end -->\n?", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    atomic_write_text(BENCHMARKS_MD, text)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS_DIR / f"{name}.json", json.dumps(
-        {"name": name, "title": title, "command": command, "run": stamp, "machine": machine(), "data": data},
-        indent=1, default=float))
-    print(f"wrote section {name!r} of {BENCHMARKS_MD.name} and bench/results/{name}.json")
+        {"name": name, "title": title, "command": command, "run": stamp, "machine": machine(),
+         "markdown": body_md, "data": data}, indent=1, default=float))
+    rebuild()
+    print(f"wrote bench/results/{name}.json and rebuilt {BENCHMARKS_MD.name}")
+
+
+def rebuild() -> str:
+    """Assemble BENCHMARKS.md from bench/results/*.json (sorted by name)."""
+    parts = [HEADER]
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        rec = json.loads(path.read_text())
+        parts.append(f"\n## {rec['title']}\n\nCommand: `{rec['command']}`  \n"
+                     f"Run: {rec['run']} on {rec['machine']}\n\n{rec['markdown'].rstrip()}\n")
+    text = "".join(parts)
+    atomic_write_text(BENCHMARKS_MD, text)
+    return text
+
+
+if __name__ == "__main__":
+    rebuild()
