@@ -1,0 +1,1 @@
+"""Grouping engine: turn an affinity matrix into k task groups."""
