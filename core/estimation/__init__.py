@@ -1,0 +1,1 @@
+"""Estimation engine: tasks, models, subset trainings and affinity estimators."""
