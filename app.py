@@ -1,9 +1,24 @@
-"""taskaffinity dashboard entry point: `streamlit run app.py`.
+"""taskaffinity dashboard: `streamlit run app.py`.
 
-Pages live in pages/ and only render what core computes.
+Builds the navigation over the pages in pages/ (st.navigation turns off the
+legacy pages/ auto-discovery) and renders the data-source picker in the sidebar,
+shared by every page. Pages render; core computes.
 """
 import streamlit as st
 
-st.set_page_config(page_title="taskaffinity", layout="wide")
-st.title("taskaffinity")
-st.write("Which tasks should be trained together? The dashboard pages are being built.")
+from ui.state import sidebar_source
+
+st.set_page_config(page_title="taskaffinity", page_icon="🧩", layout="wide")
+
+PAGES = [
+    st.Page("pages/affinity.py", title="Affinity", icon="🟦", default=True),
+    st.Page("pages/negative_transfer.py", title="Negative transfer", icon="🔻"),
+    st.Page("pages/grouping.py", title="Grouping", icon="🧩"),
+    st.Page("pages/benchmarks.py", title="Benchmarks", icon="📊"),
+    st.Page("pages/runs.py", title="Runs", icon="▶️"),
+    st.Page("pages/export.py", title="Export", icon="📤"),
+]
+
+page = st.navigation(PAGES)
+sidebar_source()
+page.run()

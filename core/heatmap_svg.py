@@ -41,11 +41,13 @@ def heatmap_svg(values: np.ndarray, names: Sequence[str], *, boundaries: Sequenc
            '<rect width="100%" height="100%" fill="white"/>']
     if title:
         out.append(f'<text x="{margin:.1f}" y="16" font-size="14">{escape(title)}</text>')
+    tooltips = n <= 100  # a hover title per cell would make a 200-task SVG several megabytes
     for i in range(n):
         for j in range(n):
+            tip = (f'<title>{escape(str(names[i]))} → {escape(str(names[j]))}: {values[i, j]:.4g}</title>'
+                   if tooltips else "")
             out.append(f'<rect x="{margin + j * cell:.2f}" y="{top + i * cell:.2f}" width="{cell:.2f}" '
-                       f'height="{cell:.2f}" fill="{diverging_color(values[i, j], vmax)}">'
-                       f'<title>{escape(str(names[i]))} → {escape(str(names[j]))}: {values[i, j]:.4g}</title></rect>')
+                       f'height="{cell:.2f}" fill="{diverging_color(values[i, j], vmax)}">{tip}</rect>')
     if show_labels:
         for i, name in enumerate(names):
             y = top + (i + 0.5) * cell + font * 0.35
