@@ -1,12 +1,10 @@
 """taskaffinity dashboard: `streamlit run app.py`.
 
 Builds the navigation over the pages in pages/ (st.navigation turns off the
-legacy pages/ auto-discovery) and renders the data-source picker in the sidebar,
-shared by every page. Pages render; core computes.
+legacy pages/ auto-discovery). Each page renders the shared data-source picker in
+the sidebar itself (ui.state.current_source). Pages render; core computes.
 """
 import streamlit as st
-
-from ui.state import sidebar_source
 
 st.set_page_config(page_title="taskaffinity", page_icon="🧩", layout="wide")
 
@@ -19,6 +17,4 @@ PAGES = [
     st.Page("pages/export.py", title="Export", icon="📤"),
 ]
 
-page = st.navigation(PAGES)
-sidebar_source()
-page.run()
+st.navigation(PAGES).run()

@@ -4,8 +4,9 @@ import plotly.express as px
 import streamlit as st
 
 from core.bench_results import load_results, missing
-from ui.state import guard
+from ui.state import guard, sidebar_source
 
+sidebar_source()  # keep the data picker in the sidebar on every page
 st.header("Benchmarks")
 st.caption("Each section was written by the command shown with it (bench/report.py saves bench/results/NAME.json "
            "and rebuilds BENCHMARKS.md). Compare numbers within one table: machines are noisy.")

@@ -6,7 +6,7 @@ import streamlit as st
 from core.compare_groupings import agreement_matrix, differences
 from core.grouping.objective import groups_to_labels
 from ui.figures import objective_vs_k
-from ui.grouping import METHOD_LABELS, k_choice, methods_for, run_grouping, solvers_available
+from ui.grouping import METHOD_LABELS, default_method, k_choice, methods_for, run_grouping, solvers_available
 from ui.state import current_source, guard, keep, preprocessing_controls, remember
 
 st.header("Task grouping")
@@ -18,8 +18,11 @@ st.caption(f"**{src.label}** · {m.n} tasks. Groups maximise the sum of average 
 with guard():
     methods = methods_for(m.n)
     c1, c2, c3 = st.columns([1.3, 1, 1])
-    method = c1.selectbox("Method", methods, format_func=METHOD_LABELS.get, key=keep("method", "sdp", methods))
-    remember("method")
+    if not st.session_state.get("p.method"):
+        st.session_state["w.method"] = default_method(m.n)
+    # Stored only when the user picks one, so a large matrix opens on a method that answers quickly.
+    method = c1.selectbox("Method", methods, format_func=METHOD_LABELS.get,
+                          key=keep("method", default_method(m.n), methods), on_change=remember, args=("method",))
     auto = c2.checkbox("Choose k automatically", key=keep("auto_k", False),
                        help="Scan k and take the suggestion of the penalised SDP (slower the first time).")
     remember("auto_k")

@@ -9,7 +9,7 @@ from core.errors import InvalidInputError
 from core.run_jobs import JobManager, RunJob
 from core.run_roots import REPO_ROOT, configured_roots, discover_runs, display_name
 from core.runfolder import read_manifest
-from ui.state import guard
+from ui.state import guard, sidebar_source
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
 RUNS_DIR = REPO_ROOT / "runs"
@@ -29,6 +29,7 @@ def _estimators() -> list[str]:
     return [e for e in available() if e != "single"]
 
 
+sidebar_source()  # keep the data picker in the sidebar on every page
 st.header("Estimation runs")
 
 with guard():

@@ -30,6 +30,13 @@ def solvers_available() -> list[str]:
     return ["auto", "cvxpy", "torch"] if importlib.util.find_spec("core.grouping.sdp_torch") else ["cvxpy"]
 
 
+def default_method(n: int) -> str:
+    """SDP where it answers in about a second on a CPU (cvxpy up to 150 tasks, or the torch solver), else spectral."""
+    from core.grouping.sdp import AUTO_CVXPY_MAX_N
+
+    return "sdp" if n <= AUTO_CVXPY_MAX_N or "torch" in solvers_available() else "spectral"
+
+
 def methods_for(n: int) -> list[str]:
     """Grouping methods offered for n tasks (the exhaustive search only when n is small)."""
     return [m for m in GROUPING_METHODS if m != "exhaustive" or n <= EXHAUSTIVE_MAX_N]
@@ -89,9 +96,9 @@ def run_grouping(source: Source, method: str, k: int | str, *, c: float = 1.0, r
 
 def current_settings(n: int) -> dict[str, Any]:
     """The Grouping page's controls as they stand (defaults before the page was opened)."""
-    method = setting("method", "sdp")
+    method = st.session_state.get("p.method") or default_method(n)  # set only by the user's pick
     if method not in methods_for(n):
-        method = "sdp"
+        method = default_method(n)
     auto = bool(setting("auto_k", False))
     k = "auto" if auto else int(setting("k", min(4, n)))
     return dict(method=method, k=k, c=float(setting("c", 1.0)), refine=bool(setting("refine", True)),

@@ -131,6 +131,12 @@ def parse_upload(name: str, data: bytes) -> AffinityMatrix:
     return matrix
 
 
+def _upload_changed() -> None:
+    """The user replaced or removed the file (a page switch alone does not call this)."""
+    if st.session_state.get("w.src.upload") is None:
+        st.session_state["p.src.upload"] = None
+
+
 def roots() -> tuple[Path, ...]:
     return configured_roots()
 
@@ -139,25 +145,36 @@ def sidebar_source() -> None:
     """Render the data-source controls in the sidebar and store the chosen :class:`Source` in the session."""
     sb = st.sidebar
     sb.header("Data")
-    mode = sb.radio("Source", ["Run folder", "Upload a matrix"], key="src.mode", horizontal=True)
+    # Widgets in a page are new widgets on every page, so their values go through keep/remember.
+    modes = ["Run folder", "Upload a matrix"]
+    mode = sb.radio("Source", modes, key=keep("src.mode", modes[0], modes), horizontal=True)
+    remember("src.mode")
     st.session_state["source"] = None
     st.session_state["source_error"] = None
     try:
         if mode == "Upload a matrix":
             up = sb.file_uploader("Affinity matrix (CSV, JSON or NPZ)", type=["csv", "json", "npz"],
-                                  key="src.upload", help="CSV: header of task names, index column of the same names. "
+                                  key="w.src.upload", on_change=_upload_changed,
+                                  help="CSV: header of task names, index column of the same names. "
                                   "Rows are sources, columns targets.")
-            if up is None:
+            if up is not None:
+                st.session_state["p.src.upload"] = (up.name, up.getvalue())
+            kept = st.session_state.get("p.src.upload")
+            if kept is None:
                 st.session_state["source_error"] = "Upload an affinity matrix in the sidebar to start."
                 return
-            matrix = parse_upload(up.name, up.getvalue())
-            st.session_state["source"] = Source(label=up.name, kind="upload", matrix=matrix, matrix_name="uploaded",
+            name, data = kept
+            if up is None:
+                sb.caption(f"Showing {name} (uploaded earlier).")
+            matrix = parse_upload(name, data)
+            st.session_state["source"] = Source(label=name, kind="upload", matrix=matrix, matrix_name="uploaded",
                                                 key=matrix_key(matrix))
             return
         allowed = roots()
-        sub = sb.text_input("Folder under the runs root", key="src.folder", placeholder="(all runs)",
+        sub = sb.text_input("Folder under the runs root", key=keep("src.folder", ""), placeholder="(all runs)",
                             help="Roots: " + ", ".join(str(r) for r in allowed) +
                             ". Set TASKAFFINITY_RUNS_ROOT to change them.")
+        remember("src.folder")
         search = (resolve_within(sub, allowed),) if sub.strip() else allowed
         runs = [Path(p) for p in _discover(tuple(str(r) for r in search))]
         if not runs:
@@ -167,14 +184,17 @@ def sidebar_source() -> None:
             return
         labels = {display_name(p, allowed): p for p in runs}
         names = list(labels)
-        default = next((i for i, x in enumerate(names) if x.endswith("planted-60")), 0)
-        choice = sb.selectbox("Run", names, index=default, key="src.run")
+        default = next((x for x in names if x.endswith("planted-60")), names[0])
+        choice = sb.selectbox("Run", names, key=keep("src.run", default, names))
+        remember("src.run")
         run = read_run(labels[choice])
         if not run.matrices:
             st.session_state["source_error"] = f"Run {choice} ({run.status}) has no affinity matrix yet."
             return
         mnames = list(run.matrices)
-        mname = sb.selectbox("Matrix", mnames, key="src.matrix") if len(mnames) > 1 else mnames[0]
+        mname = sb.selectbox("Matrix", mnames, key=keep("src.matrix", mnames[0], mnames)) if len(mnames) > 1 \
+            else mnames[0]
+        remember("src.matrix")
         matrix = run.matrices[mname]
         sb.caption(f"{matrix.n} tasks · estimator {matrix.estimator} · status {run.status}")
         st.session_state["source"] = Source(label=choice, kind="run", matrix=matrix, matrix_name=mname,
@@ -184,7 +204,8 @@ def sidebar_source() -> None:
 
 
 def current_source() -> Source:
-    """The chosen source; shows why there is none and stops the page otherwise."""
+    """Render the sidebar picker and return the chosen source; show why there is none and stop otherwise."""
+    sidebar_source()
     src = st.session_state.get("source")
     if src is None:
         msg = st.session_state.get("source_error") or "Choose a run folder or upload a matrix in the sidebar."
