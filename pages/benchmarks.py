@@ -63,4 +63,4 @@ with guard():
     if todo:
         st.subheader("Not run yet")
         for name, title, command in todo:
-            st.write(f"- **{title}**: run `{command}` to produce it.")
+            st.write(f"- **{title}** (`bench/results/{name}.json`): run {command}.")
