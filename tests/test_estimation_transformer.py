@@ -54,7 +54,12 @@ def test_minilm_fine_tuning_lowers_the_training_loss_and_is_deterministic(sst2):
     x, _ = model.backend.batch(task, task.test, model.device)
     tables = sum(p.numel() for m in model.net.trunk.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
     dense = sum(p.numel() for p in model.net.trunk.parameters()) - tables
-    assert model.backend.forward_flops(model.net, "sst2", x, 16) == 2.0 * dense * x["input_ids"].numel() + 2.0 * (384 * 2 + 2) * 16
+    tokens, head = x["input_ids"].numel(), 384 * 2 + 2
+    forward = model.backend.forward_flops(model.net, "sst2", x, 16)
+    assert forward == 2.0 * dense * tokens + 2.0 * head * 16
+    # a training step adds the backward of the trained part only (last two layers + head): 2 x their forward
+    trained = sum(p.numel() for p in layers[-2:].parameters())
+    assert model.backend.train_flops(model.net, "sst2", x, 16) == forward + 2.0 * (2.0 * trained * tokens + 2.0 * head * 16)
     # same seed, same numbers (a short run)
     short = TrainSpec(backend="transformer", steps=1, batch_size=8, lr=1e-4, eval_every=0, device="cpu", options=OPTIONS)
     a = per_sample_loss(train_multitask(sst2, ["sst2"], short, seed=1), "sst2", "test")

@@ -225,6 +225,18 @@ class TransformerBackend(Backend):
         tokens = int(inputs["attention_mask"].numel())
         return 2.0 * cache["trunk"] * tokens + 2.0 * cache[task] * n
 
+    def train_flops(self, net: MultiTaskNet, task: str, inputs: Any, n: int) -> float:
+        """Forward + 2 x the forward FLOPs of the trained part: frozen lower layers need no backward."""
+        forward = self.forward_flops(net, task, inputs, n)
+        if self.train_layers is None:
+            return 3.0 * forward
+        cache = net.__dict__["_flop_params"]
+        if "trained" not in cache:
+            layers = encoder_layers(net.trunk.model)
+            cache["trained"] = sum(p.numel() for p in layers[len(layers) - self.train_layers:].parameters())
+        tokens = int(inputs["attention_mask"].numel())
+        return forward + 2.0 * (2.0 * cache["trained"] * tokens + 2.0 * cache[task] * n)
+
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model_path": str(self.model_path), "max_length": self.max_length,
                 "train_layers": "all" if self.train_layers is None else self.train_layers}
