@@ -1,6 +1,8 @@
 """In-context function classes (Garg et al.) and the small GPT-2 that learns them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,6 @@ from core.estimation.backends import get_backend
 from core.estimation.builtin import builtin_taskset
 from core.estimation.config import load_run_config
 from core.estimation.training import TrainSpec, per_sample_loss, perf, train_and_evaluate, train_multitask
-from pathlib import Path
 
 torch.set_num_threads(1)
 pytest.importorskip("transformers")

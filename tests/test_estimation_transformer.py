@@ -91,3 +91,11 @@ def test_bad_model_path_names_the_path_and_the_fix(tmp_path, sst2):
         backend.prepare(sst2)
     with pytest.raises(InvalidInputError, match="train_layers"):
         get_backend("transformer", train_layers=-1)
+
+
+def test_sample_fine_tuning_config_loads(sst2):
+    from core.estimation.config import load_run_config
+
+    cfg = load_run_config(Path(__file__).parents[1] / "sample_data" / "configs" / "text-finetune.yaml")
+    assert cfg.spec.backend == "transformer" and cfg.spec.options["train_layers"] == 2
+    assert [t.input_kind for t in cfg.taskset.values()] == ["text"] * 4
