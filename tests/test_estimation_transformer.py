@@ -47,7 +47,8 @@ def test_minilm_fine_tuning_lowers_the_training_loss_and_is_deterministic(sst2):
     after = float(per_sample_loss(model, "sst2", "train").mean())
     assert after < before - 0.1, (before, after)
     # only the last two layers and the head train; the frozen embeddings are the pre-trained ones
-    layers = model.net.trunk.model.encoder.layer
+    layers = model.net.trunk.encoder.layer  # parameter names as in the model: trunk.encoder.layer.5...
+    assert "trunk.encoder.layer.5.output.dense.weight" in dict(model.net.named_parameters())
     assert all(not p.requires_grad for p in layers[0].parameters()) and all(p.requires_grad for p in layers[-1].parameters())
     # FLOPs: 2 x encoder parameters outside the embedding tables x padded tokens (+ the head per example)
     task = model.taskset["sst2"]

@@ -115,15 +115,15 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
         "leave train_layers out (train all layers).")
 
 
-class MeanPooledEncoder(nn.Module):
-    """A transformers encoder whose output is the mean of its last hidden states over real tokens."""
+class PooledEncoderNet(MultiTaskNet):
+    """A :class:`MultiTaskNet` whose trunk is a transformers encoder, mean-pooled over real tokens.
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
+    The trunk is the encoder itself, so its parameters are named as in the model
+    (``trunk.encoder.layer.5...`` for BERT-like models; Grad-TAG's ``params`` use these names).
+    """
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.model(**inputs).last_hidden_state
+    def represent(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.trunk(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
@@ -187,7 +187,6 @@ class TransformerBackend(Backend):
             model.requires_grad_(False)
             for layer in list(layers)[len(layers) - self.train_layers:]:
                 layer.requires_grad_(True)
-        trunk = MeanPooledEncoder(model)
         width = int(model.config.hidden_size)
         heads, kinds = {}, {}
         for name in tasks:
@@ -196,7 +195,7 @@ class TransformerBackend(Backend):
                 torch.manual_seed(task_seed(seed, name))
                 heads[name] = nn.Linear(width, out_dim(task))
             kinds[name] = task.kind
-        return MultiTaskNet(trunk, heads, kinds)
+        return PooledEncoderNet(model, heads, kinds)
 
     def batch(self, task: Task, split: Split, device: torch.device) -> tuple[Any, torch.Tensor]:
         tok = load_tokenizer(self.model_path)
@@ -232,7 +231,7 @@ class TransformerBackend(Backend):
             return 3.0 * forward
         cache = net.__dict__["_flop_params"]
         if "trained" not in cache:
-            layers = encoder_layers(net.trunk.model)
+            layers = encoder_layers(net.trunk)
             cache["trained"] = sum(p.numel() for p in layers[len(layers) - self.train_layers:].parameters())
         tokens = int(inputs["attention_mask"].numel())
         return forward + 2.0 * (2.0 * cache["trained"] * tokens + 2.0 * cache[task] * n)
