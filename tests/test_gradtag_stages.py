@@ -176,7 +176,7 @@ def test_least_squares_scorer_is_ridge():
     rng = np.random.default_rng(1)
     phi, f0, y = rng.normal(size=(50, 4)), rng.normal(size=50), rng.normal(size=50)
     mask = np.ones((1, 50), bool)
-    theta = SubsetScorer(loss="squared", reg=0.1).fit(phi, f0, y, mask).numpy()[0]
+    theta = SubsetScorer(reg=0.1).fit(phi, f0, y, mask, regression=np.ones(50, bool)).numpy()[0]
     ref = np.linalg.solve(phi.T @ phi / 50 + 0.1 * np.eye(4), phi.T @ (y - f0) / 50)
     np.testing.assert_allclose(theta, ref, atol=1e-5)
 
@@ -184,7 +184,7 @@ def test_least_squares_scorer_is_ridge():
 def test_scorer_bad_settings():
     with pytest.raises(InvalidInputError, match="reg"):
         SubsetScorer(reg=-1)
-    with pytest.raises(UnknownNameError):
-        SubsetScorer(loss="hinge")
+    with pytest.raises(InvalidInputError, match="max_iter"):
+        SubsetScorer(max_iter=0)
     with pytest.raises(InvalidInputError, match="no training rows"):
         SubsetScorer().fit(np.ones((4, 2)), np.zeros(4), np.zeros(4), np.zeros((1, 4), bool))
