@@ -1,0 +1,295 @@
+"""Grad-TAG (Li et al., KDD'24): estimate f_i(S) for many task subsets S from one base model.
+
+The orchestrator reads top to bottom, one stage per class:
+
+1. **base** -- train one multitask model on all tasks (``train_multitask``, the same
+   budget as any subset training): the "meta-initialisation" ``W0``.
+2. **gradients** -- :class:`~core.gradtag.gradients.GradientComputer`: per-sample
+   gradients of the margin ``log(p_y/(1-p_y))`` (classification) or the prediction
+   (regression) at ``W0``, over all parameters or a chosen subset.
+3. **projection** -- :class:`~core.gradtag.projector.Projector`: a seeded ``p x d``
+   JL sketch applied block-wise, written batch by batch to a resumable
+   :class:`~core.gradtag.store.GradientStore` (so many subsets never recompute gradients).
+4. **scoring** -- :class:`~core.gradtag.scorer.SubsetScorer`: for each subset, the
+   regularised logistic (or least-squares) fit of the linearised model
+   ``f0 + phi . theta`` on the subset's training rows, all subsets batched.
+5. **lifting** -- :class:`~core.gradtag.lift.LiftedEvaluator`: the real network with
+   weights ``W0 + P theta_S`` is evaluated on each task of ``S``: its metric is ``f_i(S)``.
+6. **affinity** -- the rows go through the higher-order estimator's own aggregation
+   (``core.estimation.estimators.HigherOrder.fit``), so ``T_hat`` is built exactly as
+   ``T`` is from real trainings.
+
+Cost accounting (FLOPs rule, per example): forward = 2 x parameters on the example's path
+(trunk + its head), backward = 4 x the same, so a per-sample gradient costs 6 x params;
+projection = 2 x p x d (dense) or 2 x p (CountSketch); a Newton iteration on a subset =
+2 n d^2 + 8 n d + d^3/3; a lifted evaluation = 2 x p x d + 2 x params per evaluated example.
+Base training FLOPs are those ``train_multitask`` records (same 6 x params rule).
+"Full retraining" = training every estimated subset from scratch; without measured
+trainings it is estimated as the base run's FLOPs per task-step x ``spec.steps`` x |S|
+(subsets trained for the whole budget; early stopping would make it smaller).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.errors import InvalidInputError
+from core.estimation.tasks import TaskSet
+from core.gradtag.collect import collect_gradients
+from core.gradtag.gradients import GradientComputer
+from core.gradtag.lift import LiftedEvaluator
+from core.gradtag.projector import check_dim, make_projector
+from core.gradtag.scorer import SubsetScorer
+
+OUTCOME_KIND = "gradtag"
+
+
+def _check_subsets(taskset: TaskSet, subsets: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    if subsets is None or len(subsets) == 0:
+        raise InvalidInputError("no subsets to estimate; give at least one non-empty subset of task names.")
+    out = []
+    for s in subsets:
+        if isinstance(s, str):
+            raise InvalidInputError(f"subset {s!r} is a string; give a list of task names.")
+        if len(s) == 0:
+            raise InvalidInputError("empty subset of tasks; every subset needs at least one task.")
+        out.append(taskset.check_names(s))
+    return list(dict.fromkeys(out))
+
+
+class GradTAG:
+    """Grad-TAG estimates of subset performance ``f_i(S)`` and the affinity matrix built from them.
+
+    Parameters
+    ----------
+    spec : TrainSpec, optional
+        Training of the base model (default ``TrainSpec()``); the same spec as real subset trainings.
+    dim : int
+        Projection dimension d (authors: 200).
+    projection : {"rademacher", "gaussian", "countsketch"}
+    projection_seed : int
+    params : sequence of str, optional
+        Parameter-name prefixes to differentiate (e.g. ``["trunk.2"]``, last layers, adapters);
+        None = all trainable parameters.
+    reg : float
+        L2 penalty on theta (``reg * ||theta||^2`` added to the mean loss).
+    offset : bool
+        Keep the base output f0 in the linearised model (authors' newest code).
+    grad_batch_size : int
+        Samples per gradient batch (one store write per batch).
+    gradient_method : {"auto", "vmap", "loop"}
+    store_dir : path, optional
+        Folder of the gradient store (kept, and resumed on a rerun); default a temporary folder
+        removed at the end of ``fit``.
+    seed : int
+        Seed of the base training.
+    split : {"val", "test", "train"}
+        Split on which f_i(S) is scored.
+    subsets, subset_size, min_pair_coverage, sample_seed, baseline
+        The higher-order sampling / aggregation options (see ``HigherOrder``); ``fit`` estimates
+        these sampled subsets (plus singletons when ``baseline="single"``) unless given a list.
+
+    Attributes
+    ----------
+    base_ : TrainedModel
+    computer_ : GradientComputer
+    projector_ : Projector
+    store_ : GradientStore
+    subsets_ : list of tuple
+    thetas_ : torch.Tensor (len(subsets_), dim)
+    outcomes_ : DataFrame
+        One row per (subset, task) in the result store's schema (kind "gradtag").
+    affinity_ : AffinityMatrix
+    matrices_ : dict of AffinityMatrix
+    stage_costs_ : dict
+        ``{stage: {"seconds", "flops"}}`` for base, gradients, scoring, lifting.
+    cost_ : dict
+        Totals, the full-retraining estimate, and the ratios.
+    """
+
+    def __init__(self, spec: Any = None, dim: int = 200, projection: str = "rademacher", projection_seed: int = 0,
+                 params: Sequence[str] | None = None, reg: float = 1e-3, offset: bool = True,
+                 grad_batch_size: int = 64, gradient_method: str = "auto", store_dir: str | Path | None = None,
+                 seed: int = 0, split: str = "val", subsets: Any = None, subset_size: int = 3,
+                 min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single"):
+        self.spec = spec
+        self.dim = dim
+        self.projection = projection
+        self.projection_seed = projection_seed
+        self.params = params
+        self.reg = reg
+        self.offset = offset
+        self.grad_batch_size = grad_batch_size
+        self.gradient_method = gradient_method
+        self.store_dir = store_dir
+        self.seed = seed
+        self.split = split
+        self.subsets = subsets
+        self.subset_size = subset_size
+        self.min_pair_coverage = min_pair_coverage
+        self.sample_seed = sample_seed
+        self.baseline = baseline
+
+    # ------------------------------------------------------------------------------------ the recipe
+    def fit(self, taskset: TaskSet) -> "GradTAG":
+        """Base model, gradients, then estimates for the sampled subsets and the affinity matrix."""
+        aggregator, ctx = self._aggregator(taskset)
+        subsets = aggregator.subset_list(ctx)
+        if self.baseline == "single":
+            subsets = [(x,) for x in taskset.names] + subsets
+        self.prepare(taskset)
+        self.estimate(subsets)
+        aggregator.fit(ctx, self.outcomes_)
+        self.matrices_ = {"gradtag" if k == aggregator.name else k: m for k, m in aggregator.matrices_.items()}
+        self.affinity_ = next(iter(self.matrices_.values()))
+        return self
+
+    def prepare(self, taskset: TaskSet) -> "GradTAG":
+        """Stages 1-3: base model, per-sample gradients, projection into the store."""
+        self._validate(taskset)
+        self.stage_costs_ = {}
+        self._train_base(taskset)
+        self._collect_gradients()
+        return self
+
+    def estimate(self, subsets: Sequence[Sequence[str]]) -> pd.DataFrame:
+        """Stages 4-5 for ``subsets`` (after :meth:`prepare`): ``outcomes_`` rows, one per (subset, task)."""
+        if not hasattr(self, "store_"):
+            raise InvalidInputError("GradTAG.estimate needs a prepared model; call fit or prepare first.")
+        self.fit_subsets(subsets)
+        self._evaluate_lifted()
+        self._account()
+        return self.outcomes_
+
+    # ------------------------------------------------------------------------------------ stages
+    def _train_base(self, taskset: TaskSet) -> None:
+        from core.estimation.training import train_multitask
+
+        t0 = time.perf_counter()
+        self.base_ = train_multitask(taskset, taskset.names, self.spec_, self.seed)
+        self.names_ = tuple(self.base_.net.tasks)
+        self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": float(self.base_.flops)}
+
+    def _collect_gradients(self) -> None:
+        base = self.base_
+        self.computer_ = GradientComputer(self.params, method=self.gradient_method).bind(base.net)
+        self.projector_ = make_projector(self.projection, self.computer_.n_params_, self.dim_,
+                                         seed=self.projection_seed)
+        folder = Path(self.store_dir) if self.store_dir is not None else Path(tempfile.mkdtemp(prefix="gradtag-"))
+        self._temp_store = None if self.store_dir is not None else folder
+        t0 = time.perf_counter()
+        self.store_, info = collect_gradients(
+            base.net, base.taskset, self.names_, lambda task, split: base.backend.batch(task, split, base.device),
+            self.computer_, self.projector_, folder / "gradients" if self.store_dir is not None else folder,
+            batch_size=self.grad_batch_size, extra_meta={"seed": self.seed})
+        n_train = sum(len(base.taskset[t].train) for t in self.names_)
+        per_sample = {t: 6.0 * base.net.task_parameter_count(t) + self.projector_.flops_per_vector()
+                      for t in self.names_}
+        self.stage_costs_["gradients"] = {
+            "seconds": time.perf_counter() - t0, "samples": n_train, "method": self.computer_.method_used_,
+            "flops": float(sum(per_sample[t] * len(base.taskset[t].train) for t in self.names_)),
+            "resumed_batches": len(self.store_.batches) - info["batches_computed"]}
+        data = self.store_.load()
+        self._rows = data
+        if self._temp_store is not None:
+            del self.store_.arrays
+            shutil.rmtree(self._temp_store, ignore_errors=True)
+
+    def fit_subsets(self, subsets: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Stage 4 alone: ``thetas_`` of ``subsets`` (batched), without evaluating them."""
+        self.subsets_ = _check_subsets(self.base_.taskset, subsets)
+        self._fit_subsets()
+        return self.thetas_
+
+    def _fit_subsets(self) -> None:
+        data, pos = self._rows, {t: i for i, t in enumerate(self.names_)}
+        masks = np.zeros((len(self.subsets_), len(data["task"])), dtype=bool)
+        for b, s in enumerate(self.subsets_):
+            masks[b] = np.isin(data["task"], [pos[t] for t in s])
+        regression = np.array([self.base_.taskset[t].kind == "regression" for t in self.names_])[data["task"]]
+        scorer = SubsetScorer(reg=self.reg, offset=self.offset, device=self.base_.device)
+        t0 = time.perf_counter()
+        self.thetas_ = scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression)
+        self.scorer_ = scorer
+        self.stage_costs_["scoring"] = {"seconds": time.perf_counter() - t0, "flops": float(scorer.flops_),
+                                        "newton_iterations": scorer.n_iter_}
+
+    def _evaluate_lifted(self) -> None:
+        rows, t0 = [], time.perf_counter()
+        self.lifted_ = LiftedEvaluator(self.base_, self.computer_, self.projector_)
+        for b in range(len(self.subsets_)):
+            rows += self.score_subset(b)
+        self.outcomes_ = pd.DataFrame(rows)
+        self.stage_costs_["lifting"] = {"seconds": time.perf_counter() - t0, "flops": float(self.lifted_.flops_)}
+
+    def score_subset(self, index: int) -> list[dict[str, Any]]:
+        """Outcome rows of ``subsets_[index]``: the real network at ``W0 + P theta`` on each of its tasks."""
+        from core.estimation.training import perf
+
+        if not hasattr(self, "lifted_"):
+            self.lifted_ = LiftedEvaluator(self.base_, self.computer_, self.projector_)
+        s, theta = self.subsets_[index], self.thetas_[index]
+        ts = time.perf_counter()
+        scores = self.lifted_.scores(theta, s, self.split)
+        sec = time.perf_counter() - ts
+        return [{"kind": OUTCOME_KIND, "subset": s, "task": task, "seed": int(self.seed), "split": self.split,
+                 "metric": float(sc.metric), "loss": float(sc.loss), "perf": perf(self.base_.taskset[task], sc),
+                 "n": int(sc.n), "seconds": sec, "flops": float("nan"), "steps": 0} for task, sc in scores.items()]
+
+    def _account(self) -> None:
+        stages = self.stage_costs_
+        total_flops = sum(v["flops"] for v in stages.values())
+        total_seconds = sum(v["seconds"] for v in stages.values())
+        per_task_step = self.base_.flops / max(1, self.base_.steps * len(self.names_))
+        retrain = float(sum(per_task_step * self.spec_.steps * len(s) for s in self.subsets_))
+        self.cost_ = {
+            "flops": total_flops, "seconds": total_seconds,
+            "flops_without_base": total_flops - stages["base"]["flops"],
+            "seconds_without_base": total_seconds - stages["base"]["seconds"],
+            "retrain_flops_estimate": retrain, "subsets": len(self.subsets_),
+            "flops_fraction_estimate": total_flops / retrain if retrain else float("nan"),
+            "gradient_method": stages["gradients"].get("method"),
+            "trainings": 1,
+        }
+
+    # ------------------------------------------------------------------------------------ helpers
+    @property
+    def spec_(self):
+        from core.estimation.training import TrainSpec
+
+        return self.spec if self.spec is not None else TrainSpec()
+
+    def _validate(self, taskset: TaskSet) -> None:
+        from core.estimation.training import TrainSpec
+
+        if not isinstance(taskset, TaskSet):
+            raise InvalidInputError(f"GradTAG.fit needs a TaskSet, got {type(taskset).__name__}.")
+        if self.spec is not None and not isinstance(self.spec, TrainSpec):
+            raise InvalidInputError(f"spec must be a TrainSpec, got {type(self.spec).__name__}.")
+        self.dim_ = check_dim(self.dim)
+        if self.split not in ("train", "val", "test"):
+            raise InvalidInputError(f"split {self.split!r} must be train, val or test.")
+        if isinstance(self.grad_batch_size, bool) or not isinstance(self.grad_batch_size, int) \
+                or self.grad_batch_size < 1:
+            raise InvalidInputError(f"grad_batch_size={self.grad_batch_size!r} must be a positive integer.")
+        SubsetScorer(reg=self.reg)  # validates reg
+        GradientComputer(self.params, method=self.gradient_method)
+
+    def _aggregator(self, taskset: TaskSet):
+        from core.estimation.estimators import EstimationContext
+        from core.gradtag.estimator import GradTAGEstimator
+
+        self._validate(taskset)
+        agg = GradTAGEstimator(subsets=self.subsets, subset_size=self.subset_size,
+                               min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
+                               baseline=self.baseline)
+        ctx = EstimationContext(names=taskset.names, seeds=(self.seed,), split=self.split)
+        agg.validate(ctx)
+        return agg, ctx
