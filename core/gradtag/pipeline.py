@@ -22,7 +22,8 @@ The orchestrator reads top to bottom, one stage per class:
 Cost accounting (FLOPs rule, per example): forward = 2 x parameters on the example's path
 (trunk + its head), backward = 4 x the same, so a per-sample gradient costs 6 x params;
 projection = 2 x p x d (dense) or 2 x p (CountSketch); a Newton iteration on a subset =
-2 n d^2 + 8 n d + d^3/3; a lifted evaluation = 2 x p x d + 2 x params per evaluated example.
+2 n d^2 + 8 n d + d^3/3; a lifted evaluation = 2 x p x d + 2 x params per evaluated example
+(and the same for each extra penalty tried on the validation split).
 Base training FLOPs are those ``train_multitask`` records (same 6 x params rule).
 "Full retraining" = training every estimated subset from scratch; without measured
 trainings it is estimated as the base run's FLOPs per task-step x ``spec.steps`` x |S|
@@ -30,6 +31,10 @@ trainings it is estimated as the base run's FLOPs per task-step x ``spec.steps``
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import json
 import shutil
 import tempfile
 import time
@@ -40,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.atomic import atomic_write_bytes
 from core.errors import InvalidInputError
 from core.estimation.tasks import TaskSet
 from core.gradtag.collect import collect_gradients
@@ -49,6 +55,7 @@ from core.gradtag.projector import check_dim, make_projector
 from core.gradtag.scorer import SubsetScorer
 
 OUTCOME_KIND = "gradtag"
+DEFAULT_REG = 0.03
 
 
 def _check_subsets(taskset: TaskSet, subsets: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
@@ -78,16 +85,19 @@ class GradTAG:
     params : sequence of str, optional
         Parameter-name prefixes to differentiate (e.g. ``["trunk.2"]``, last layers, adapters);
         None = all trainable parameters.
-    reg : float
-        L2 penalty on theta (``reg * ||theta||^2`` added to the mean loss).
+    reg : float or sequence of float
+        L2 penalty on theta (``reg * ||theta||^2`` added to the mean loss). A sequence is a grid:
+        each subset keeps the penalty whose lifted network has the lowest mean validation loss
+        on the subset's tasks (like early stopping on validation loss in real training).
     offset : bool
         Keep the base output f0 in the linearised model (authors' newest code).
     grad_batch_size : int
         Samples per gradient batch (one store write per batch).
     gradient_method : {"auto", "vmap", "loop"}
     store_dir : path, optional
-        Folder of the gradient store (kept, and resumed on a rerun); default a temporary folder
-        removed at the end of ``fit``.
+        Folder for the base weights (``base.pt``) and the gradient store (``gradients/``), kept
+        and reused on a rerun (an interrupted gradient computation resumes); default a
+        temporary folder removed once the gradients are loaded.
     seed : int
         Seed of the base training.
     split : {"val", "test", "train"}
@@ -104,6 +114,8 @@ class GradTAG:
     store_ : GradientStore
     subsets_ : list of tuple
     thetas_ : torch.Tensor (len(subsets_), dim)
+    reg_chosen_ : ndarray (len(subsets_),)
+        The penalty kept for each subset.
     outcomes_ : DataFrame
         One row per (subset, task) in the result store's schema (kind "gradtag").
     affinity_ : AffinityMatrix
@@ -115,7 +127,7 @@ class GradTAG:
     """
 
     def __init__(self, spec: Any = None, dim: int = 200, projection: str = "rademacher", projection_seed: int = 0,
-                 params: Sequence[str] | None = None, reg: float = 1e-3, offset: bool = True,
+                 params: Sequence[str] | None = None, reg: Any = DEFAULT_REG, offset: bool = True,
                  grad_batch_size: int = 64, gradient_method: str = "auto", store_dir: str | Path | None = None,
                  seed: int = 0, split: str = "val", subsets: Any = None, subset_size: int = 3,
                  min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single"):
@@ -170,12 +182,34 @@ class GradTAG:
 
     # ------------------------------------------------------------------------------------ stages
     def _train_base(self, taskset: TaskSet) -> None:
-        from core.estimation.training import train_multitask
+        """Train W0, or load it from ``store_dir/base.pt`` when made for the same data, spec and seed."""
+        from core.estimation.training import TrainedModel, prepare_taskset, train_multitask
 
         t0 = time.perf_counter()
-        self.base_ = train_multitask(taskset, taskset.names, self.spec_, self.seed)
+        spec = self.spec_
+        key = hashlib.sha256(json.dumps({"data": taskset.fingerprints(), "spec": spec.to_dict(), "seed": self.seed},
+                                        sort_keys=True, default=str).encode()).hexdigest()[:16]
+        ckpt = Path(self.store_dir) / "base.pt" if self.store_dir is not None else None
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt and ckpt.is_file() else None
+        if saved is not None and saved.get("key") == key:
+            trained = train_multitask(taskset, taskset.names, dataclasses.replace(spec, steps=1, eval_every=0),
+                                      self.seed)  # builds the same network; its weights are then replaced
+            trained.net.load_state_dict(saved["state"])
+            self.base_ = TrainedModel(backend=trained.backend, net=trained.net.eval(), taskset=trained.taskset,
+                                      device=trained.device, steps=int(saved["steps"]), flops=float(saved["flops"]),
+                                      seed=self.seed)
+            self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": 0.0, "loaded": str(ckpt),
+                                         "trained_flops": float(saved["flops"])}
+        else:
+            self.base_ = train_multitask(taskset, taskset.names, spec, self.seed)
+            if ckpt is not None:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                buf = io.BytesIO()
+                torch.save({"key": key, "state": self.base_.net.state_dict(), "steps": self.base_.steps,
+                            "flops": self.base_.flops}, buf)
+                atomic_write_bytes(ckpt, buf.getvalue())
+            self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": float(self.base_.flops)}
         self.names_ = tuple(self.base_.net.tasks)
-        self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": float(self.base_.flops)}
 
     def _collect_gradients(self) -> None:
         base = self.base_
@@ -183,6 +217,7 @@ class GradTAG:
         self.projector_ = make_projector(self.projection, self.computer_.n_params_, self.dim_,
                                          seed=self.projection_seed)
         folder = Path(self.store_dir) if self.store_dir is not None else Path(tempfile.mkdtemp(prefix="gradtag-"))
+        folder.mkdir(parents=True, exist_ok=True)
         self._temp_store = None if self.store_dir is not None else folder
         t0 = time.perf_counter()
         self.store_, info = collect_gradients(
@@ -214,12 +249,25 @@ class GradTAG:
         for b, s in enumerate(self.subsets_):
             masks[b] = np.isin(data["task"], [pos[t] for t in s])
         regression = np.array([self.base_.taskset[t].kind == "regression" for t in self.names_])[data["task"]]
-        scorer = SubsetScorer(reg=self.reg, offset=self.offset, device=self.base_.device)
+        t0, flops, fits = time.perf_counter(), 0.0, []
+        for reg in self.regs_:
+            scorer = SubsetScorer(reg=reg, offset=self.offset, device=self.base_.device)
+            fits.append(scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression))
+            flops += scorer.flops_
+        self.stage_costs_["scoring"] = {"seconds": time.perf_counter() - t0, "flops": flops}
+        if len(fits) == 1:
+            self.thetas_, self.reg_chosen_ = fits[0], np.full(len(self.subsets_), self.regs_[0])
+            return
+        # several penalties: keep, per subset, the one whose lifted network has the lowest mean
+        # validation loss over the subset's tasks (the analogue of early stopping on validation loss)
         t0 = time.perf_counter()
-        self.thetas_ = scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression)
-        self.scorer_ = scorer
-        self.stage_costs_["scoring"] = {"seconds": time.perf_counter() - t0, "flops": float(scorer.flops_),
-                                        "newton_iterations": scorer.n_iter_}
+        lifted = LiftedEvaluator(self.base_, self.computer_, self.projector_)
+        val = np.array([[np.mean([sc.loss for sc in lifted.scores(fit[b], s, "val").values()])
+                         for b, s in enumerate(self.subsets_)] for fit in fits])
+        best = np.nanargmin(np.where(np.isfinite(val), val, np.nan), axis=0)
+        self.thetas_ = torch.stack([fits[k][b] for b, k in enumerate(best)])
+        self.reg_chosen_ = np.array([self.regs_[k] for k in best])
+        self.stage_costs_["selection"] = {"seconds": time.perf_counter() - t0, "flops": float(lifted.flops_)}
 
     def _evaluate_lifted(self) -> None:
         rows, t0 = [], time.perf_counter()
@@ -247,7 +295,8 @@ class GradTAG:
         stages = self.stage_costs_
         total_flops = sum(v["flops"] for v in stages.values())
         total_seconds = sum(v["seconds"] for v in stages.values())
-        per_task_step = self.base_.flops / max(1, self.base_.steps * len(self.names_))
+        base_flops = stages["base"].get("trained_flops", stages["base"]["flops"])
+        per_task_step = base_flops / max(1, self.base_.steps * len(self.names_))
         retrain = float(sum(per_task_step * self.spec_.steps * len(s) for s in self.subsets_))
         self.cost_ = {
             "flops": total_flops, "seconds": total_seconds,
@@ -279,7 +328,12 @@ class GradTAG:
         if isinstance(self.grad_batch_size, bool) or not isinstance(self.grad_batch_size, int) \
                 or self.grad_batch_size < 1:
             raise InvalidInputError(f"grad_batch_size={self.grad_batch_size!r} must be a positive integer.")
-        SubsetScorer(reg=self.reg)  # validates reg
+        regs = list(self.reg) if isinstance(self.reg, (list, tuple, np.ndarray)) else [self.reg]
+        if not regs:
+            raise InvalidInputError("reg: empty list of penalties; give a number or a non-empty list.")
+        for r in regs:
+            SubsetScorer(reg=r)  # validates each penalty
+        self.regs_ = [float(r) for r in regs]
         GradientComputer(self.params, method=self.gradient_method)
 
     def _aggregator(self, taskset: TaskSet):
