@@ -125,3 +125,25 @@ def test_bad_settings_are_clear_errors(tasks, convex):
         convex.estimate([])
     with pytest.raises(UnknownNameError, match="unknown task"):
         convex.estimate([("nope",)])
+
+
+def test_registry_plugin_writes_the_run_folder_like_other_estimators(tasks, tmp_path):
+    from types import SimpleNamespace
+
+    import core.gradtag.estimator  # noqa: F401  (registers "gradtag")
+    from core.estimation.run import run_estimation
+    from core.runfolder import load_run
+
+    cfg = SimpleNamespace(taskset=tasks, spec=DEEP, estimator={}, raw={}, name="gt", path=None)
+    opts = {"dim": 32, "subset_size": 2, "cache_dir": str(tmp_path / "cache")}
+    run = run_estimation(cfg, out=tmp_path / "run", estimator="gradtag", options=opts)
+    assert run.status == "complete" and run.manifest["estimator"] == "gradtag"
+    assert "gradtag" in run.matrices and run.main.estimator == "gradtag"
+    res = run.results()
+    assert set(res["kind"]) == {"gradtag"} and set(res["subset"].map(lambda s: s.count("|") + 1)) == {1, 2}
+    assert run.main.cost["trainings"] == 1 and run.main.cost["flops"] > 0
+    # the same estimates as the orchestrator used directly
+    direct = GradTAG(spec=DEEP, dim=32, subset_size=2, split="val").fit(tasks)
+    np.testing.assert_allclose(run.main.values, direct.affinity_.values, atol=1e-5)
+    again = run_estimation(cfg, out=tmp_path / "run", estimator="gradtag", options=opts, resume=True)
+    np.testing.assert_allclose(load_run(tmp_path / "run").main.values, again.main.values)
