@@ -73,12 +73,42 @@ def select_parameters(model: torch.nn.Module, prefixes: Sequence[str] | None) ->
     for prefix in prefixes:
         hits = [n for n in names if n == prefix or n.startswith(prefix.rstrip(".") + ".")]
         if not hits:
-            modules = sorted({n.rsplit(".", 1)[0] for n in names})
-            shown = ", ".join(modules[:40]) + (f", ... ({len(modules)} in all)" if len(modules) > 40 else "")
+            shown = _compact_modules(names)
             raise UnknownNameError(
                 f"no trainable parameter matches {prefix!r}; valid layer names are: {shown}")
         chosen += [n for n in hits if n not in chosen]
     return [n for n in names if n in chosen]  # model order, so flat vectors are reproducible
+
+
+def _compact_modules(names: Sequence[str]) -> str:
+    """Module paths of ``names``, numbered blocks folded: ``encoder.layer.{0-5}.output.dense``."""
+    groups: dict[str, list[int]] = {}
+    order: list[str] = []
+    for name in names:
+        path = name.rsplit(".", 1)[0] if "." in name else name
+        parts = path.split(".")
+        nums = [i for i, p in enumerate(parts) if p.isdigit()]
+        if nums:
+            i = nums[0]
+            key = ".".join(parts[:i] + ["{}"] + parts[i + 1:])
+            idx = int(parts[i])
+        else:
+            key, idx = path, -1
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        if idx not in groups[key]:
+            groups[key].append(idx)
+    out = []
+    for key in order:
+        idx = sorted(groups[key])
+        if idx == [-1]:
+            out.append(key)
+        else:
+            span = f"{idx[0]}" if len(idx) == 1 else (
+                f"{idx[0]}-{idx[-1]}" if idx == list(range(idx[0], idx[-1] + 1)) else ",".join(map(str, idx)))
+            out.append(key.replace("{}", "{" + span + "}") if len(idx) > 1 else key.replace("{}", span))
+    return ", ".join(out)
 
 
 def _unsqueeze(x: Any) -> Any:
