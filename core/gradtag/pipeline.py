@@ -105,6 +105,8 @@ class GradTAG:
     subsets, subset_size, min_pair_coverage, sample_seed, baseline
         The higher-order sampling / aggregation options (see ``HigherOrder``); ``fit`` estimates
         these sampled subsets (plus singletons when ``baseline="single"``) unless given a list.
+    base : TrainedModel, optional
+        A base model already trained on all tasks (its FLOPs are still counted; its time is not).
 
     Attributes
     ----------
@@ -130,7 +132,7 @@ class GradTAG:
                  params: Sequence[str] | None = None, reg: Any = DEFAULT_REG, offset: bool = True,
                  grad_batch_size: int = 64, gradient_method: str = "auto", store_dir: str | Path | None = None,
                  seed: int = 0, split: str = "val", subsets: Any = None, subset_size: int = 3,
-                 min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single"):
+                 min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single", base: Any = None):
         self.spec = spec
         self.dim = dim
         self.projection = projection
@@ -148,6 +150,7 @@ class GradTAG:
         self.min_pair_coverage = min_pair_coverage
         self.sample_seed = sample_seed
         self.baseline = baseline
+        self.base = base
 
     # ------------------------------------------------------------------------------------ the recipe
     def fit(self, taskset: TaskSet) -> "GradTAG":
@@ -186,6 +189,13 @@ class GradTAG:
         from core.estimation.training import TrainedModel, prepare_taskset, train_multitask
 
         t0 = time.perf_counter()
+        if self.base is not None:  # a base model trained elsewhere (e.g. shared by several projections)
+            if not isinstance(self.base, TrainedModel) or set(self.base.net.tasks) != set(taskset.names):
+                raise InvalidInputError("base must be a TrainedModel trained on exactly the task set's tasks.")
+            self.base_ = self.base
+            self.names_ = tuple(self.base_.net.tasks)
+            self.stage_costs_["base"] = {"seconds": 0.0, "flops": float(self.base_.flops), "given": True}
+            return
         spec = self.spec_
         key = hashlib.sha256(json.dumps({"data": taskset.fingerprints(), "spec": spec.to_dict(), "seed": self.seed},
                                         sort_keys=True, default=str).encode()).hexdigest()[:16]
