@@ -344,7 +344,9 @@ class HigherOrder(Estimator):
     def validate(self, ctx: EstimationContext) -> None:
         n = len(ctx.names)
         size = self.options["subset_size"]
-        if isinstance(size, int) and not isinstance(size, bool) and size > n >= 2:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidInputError(f"subset_size must be an integer, got {size!r}.")
+        if not 2 <= size <= n:
             raise InvalidInputError(f"subset_size {size} must be between 2 and the number of tasks ({n}).")
         check_subset_params(n, self.n_subsets(n), size, self.options["min_pair_coverage"])
         if self.options["baseline"] not in ("single", "none"):
