@@ -29,6 +29,11 @@ from core.estimation.estimators import EstimationContext, HigherOrder, register
 from core.estimation.store import Job, JobResult, Score
 from core.gradtag.projector import PROJECTORS, check_dim
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: workers sharing a cache folder are not serialised
+    fcntl = None
+
 GRADTAG_OPTIONS: dict[str, Any] = {"dim": 200, "projection": "rademacher", "projection_seed": 0, "params": None,
                                    "reg": 0.03, "offset": True, "grad_batch_size": 64, "gradient_method": "auto",
                                    "cache_dir": None}
@@ -113,9 +118,19 @@ def gradtag_job(options: str, subsets: tuple[tuple[str, ...], ...], payload: Any
     if pipe is None:
         t0 = time.perf_counter()
         root = Path(opts.pop("cache_dir") or Path(tempfile.gettempdir()) / "taskaffinity-gradtag")
-        pipe = GradTAG(spec=payload.spec, seed=job.seed, split=job.split, store_dir=root / key,
+        folder = root / key
+        folder.mkdir(parents=True, exist_ok=True)
+        pipe = GradTAG(spec=payload.spec, seed=job.seed, split=job.split, store_dir=folder,
                        **{k: v for k, v in opts.items() if k != "cache_dir"})
-        pipe.prepare(payload.taskset)
+        # several workers (Ray) may start on the same run: one computes, the others then load its results
+        with open(folder / ".lock", "w") as fh:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                pipe.prepare(payload.taskset)
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
         pipe.fit_subsets([s for s in subsets])
         _PIPELINES[key] = pipe
         seconds = time.perf_counter() - t0
