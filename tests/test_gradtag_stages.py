@@ -179,6 +179,16 @@ def test_least_squares_scorer_is_ridge():
     theta = SubsetScorer(reg=0.1).fit(phi, f0, y, mask, regression=np.ones(50, bool)).numpy()[0]
     ref = np.linalg.solve(phi.T @ phi / 50 + 0.1 * np.eye(4), phi.T @ (y - f0) / 50)
     np.testing.assert_allclose(theta, ref, atol=1e-5)
+    # per-task sufficient statistics give the same fits as Newton on the rows
+    groups = np.repeat(np.arange(5), 10)
+    masks = np.stack([np.isin(groups, [0, 2]), np.isin(groups, [1, 3, 4]), np.ones(50, bool)])
+    sq = np.ones(50, bool)
+    fast = SubsetScorer(reg=0.1)
+    a = fast.fit(phi, f0, y, masks, regression=sq, groups=groups).numpy()
+    slow = SubsetScorer(reg=0.1)
+    b = slow.fit(phi, f0, y, masks, regression=sq).numpy()
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert fast.flops_ < slow.flops_
 
 
 def test_scorer_bad_settings():

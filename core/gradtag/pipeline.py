@@ -262,7 +262,8 @@ class GradTAG:
         t0, flops, fits = time.perf_counter(), 0.0, []
         for reg in self.regs_:
             scorer = SubsetScorer(reg=reg, offset=self.offset, device=self.base_.device)
-            fits.append(scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression))
+            fits.append(scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression,
+                                   groups=data["task"]))
             flops += scorer.flops_
         self.stage_costs_["scoring"] = {"seconds": time.perf_counter() - t0, "flops": flops}
         if len(fits) == 1:

@@ -57,7 +57,7 @@ class SubsetScorer:
         self.device = torch.device(device)
         self.max_chunk_elems = int(max_chunk_elems)
 
-    def fit(self, features, outputs, targets, masks, regression=None) -> torch.Tensor:
+    def fit(self, features, outputs, targets, masks, regression=None, groups=None) -> torch.Tensor:
         """Coefficients ``theta (B, d)``, one row per subset.
 
         Parameters
@@ -70,6 +70,10 @@ class SubsetScorer:
         regression : (n,) bool, optional
             Rows fitted by least squares (regression tasks); the others by the logistic loss.
             Default: all logistic.
+        groups : (n,) int, optional
+            Task index of each row. When every row is least squares and every subset is a union
+            of whole groups, the fit uses per-group sufficient statistics (``Phi_t^T Phi_t``
+            computed once), so a subset costs ``|S| d^2 + d^3/3`` instead of ``n d^2``.
         """
         dev = self.device
 
@@ -95,11 +99,33 @@ class SubsetScorer:
             f0 = torch.zeros_like(f0)
         # each subset's rows averaged: "mean over the subset's training samples"
         w = m.to(torch.float64) / counts[:, None].to(torch.float64)
+        self.n_iter_, self.flops_ = 0, 0.0
+        if groups is not None and bool(sq.all()):
+            fast = self._ridge_by_groups(phi, f0, y, t(groups, torch.long), m)
+            if fast is not None:
+                return fast.float()
         step = max(1, self.max_chunk_elems // max(1, n * d))
-        thetas, self.n_iter_, self.flops_ = [], 0, 0.0
+        thetas = []
         for lo in range(0, w.shape[0], step):
             thetas.append(self._newton(phi, f0, y, sq, w[lo:lo + step]))
         return torch.cat(thetas).float()
+
+    def _ridge_by_groups(self, phi, f0, y, groups, m):
+        n, d = phi.shape
+        k = int(groups.max()) + 1
+        onehot = torch.nn.functional.one_hot(groups, k).to(phi.dtype)          # (n, k)
+        member = (m.to(phi.dtype) @ onehot) / onehot.sum(0).clamp_min(1)       # share of each group's rows
+        if not bool(((member == 0) | (member == 1)).all()):
+            return None  # a subset takes part of a group: no shortcut
+        gram = torch.einsum("nk,nd,ne->kde", onehot, phi, phi)                 # per-group Phi^T Phi
+        rhs_g = onehot.T @ (phi * (y - f0)[:, None])                           # per-group Phi^T r
+        counts = member @ onehot.sum(0)
+        h = torch.einsum("bk,kde->bde", member, gram) / counts[:, None, None]
+        h = h + self.reg * torch.eye(d, dtype=phi.dtype, device=phi.device)
+        rhs = (member @ rhs_g) / counts[:, None]
+        self.flops_ = 2.0 * n * d * d + 4.0 * n * d + member.shape[0] * (2.0 * k * d * d + d ** 3 / 3)
+        self.n_iter_ = 1
+        return torch.linalg.solve(h, rhs)
 
     # -- Newton's method -------------------------------------------------------------------------
     @staticmethod
