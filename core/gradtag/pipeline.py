@@ -21,8 +21,8 @@ The orchestrator reads top to bottom, one stage per class:
 
 Cost accounting (FLOPs rule, per example): forward = 2 x parameters on the example's path
 (trunk + its head), backward = 4 x the same, so a per-sample gradient costs 6 x params;
-projection = 2 x p x d (dense) or 2 x p (CountSketch); a Newton iteration on a subset =
-2 n d^2 + 8 n d + d^3/3; a lifted evaluation = 2 x p x d + 2 x params per evaluated example
+projection = 2 x p x d (dense) or 2 x p (CountSketch); a Newton iteration on a subset = 4 n d per
+Hessian-vector product of its conjugate-gradient solve + 2 n d per line-search trial; a lifted evaluation = 2 x p x d + 2 x params per evaluated example
 (and the same for each extra penalty tried on the validation split).
 Base training FLOPs are those ``train_multitask`` records (same 6 x params rule).
 "Full retraining" = training every estimated subset from scratch; without measured
