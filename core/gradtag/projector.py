@@ -65,7 +65,7 @@ class Projector(ABC):
     kind: ClassVar[str]
 
     def __init__(self, n_params: int, dim: int, seed: int = 0, block_size: int = DEFAULT_BLOCK,
-                 cache_bytes: int = 64 << 20):
+                 cache_bytes: int = 256 << 20):
         if isinstance(n_params, bool) or not isinstance(n_params, (int, np.integer)) or n_params <= 0:
             raise InvalidInputError(f"a projector needs a positive number of parameters, got {n_params!r}.")
         if not isinstance(block_size, (int, np.integer)) or block_size <= 0:

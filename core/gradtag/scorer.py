@@ -185,7 +185,7 @@ class SubsetScorer:
         r = g.clone()
         p = r.clone()
         rs = (r * r).sum(1)
-        stop = rs * 1e-20 + 1e-30
+        stop = rs * 1e-12 + 1e-30  # inexact Newton: a 1e-6 relative residual is plenty
         steps = 0
         for _ in range(d):
             if bool((rs <= stop).all()):
