@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
@@ -62,23 +63,26 @@ def throughput_row(label: str, backend: str, r: RunFolder) -> dict:
 def agreement_section(name: str, work: Path, rows: list, thr: list, data: dict) -> None:
     config = CONFIGS / f"{name}.yaml"
     pw = run(config, work / f"{name}-pairwise", "pairwise")
-    ho = run(config, work / f"{name}-higher-order", "higher-order", options={"subset_size": 3})
-    a = agreement(ho.main, pw.main)
-    cost_pw, cost_ho = pw.main.cost, ho.main.cost
-    notes = ho.main.notes
-    rows.append({"tasks": f"{name} ({pw.main.n})", "pairwise trainings": cost_pw["trainings"],
-                 "higher-order trainings": cost_ho["trainings"], "Spearman": a["spearman"],
-                 "per-target Spearman": a["spearman_per_target"], "sign agreement": a["sign_agreement"],
-                 "pairwise negatives found": a["negatives_found"], "pairwise T<0": int((negative_transfers(pw.main)).shape[0])})
+    n = pw.main.n
     thr.append(throughput_row(name, "mlp", pw))
-    data[name] = {"agreement": a, "pairwise_cost": cost_pw, "higher_order_cost": cost_ho, "higher_order_notes": notes,
-                  "pairwise": pw.main.values.tolist(), "higher_order": ho.main.values.tolist(),
-                  "names": list(pw.main.names)}
+    data[name] = {"names": list(pw.main.names), "pairwise": pw.main.values.tolist(), "pairwise_cost": pw.main.cost}
+    # dense: the default (3 expected co-occurrences per pair); sparse: 1 expected, holes closed by covering subsets
+    for variant, subsets in (("dense", None), ("sparse", -(-n * (n - 1) // 6))):
+        opts = {"subset_size": 3, **({"subsets": subsets} if subsets else {})}
+        ho = run(config, work / f"{name}-higher-order-{variant}", "higher-order", options=opts)
+        a = agreement(ho.main, pw.main)
+        rows.append({"tasks": f"{name} ({n})", "higher-order": variant,
+                     "trainings (higher-order / pairwise)": f"{ho.main.cost['trainings']} / {pw.main.cost['trainings']}",
+                     "min pair count": int(ho.main.counts[~np.eye(n, dtype=bool)].min()),
+                     "Spearman": a["spearman"], "per-target Spearman": a["spearman_per_target"],
+                     "sign agreement": a["sign_agreement"], "pairwise negatives found": a["negatives_found"]})
+        data[name][f"higher_order_{variant}"] = {"agreement": a, "cost": ho.main.cost, "notes": ho.main.notes,
+                                                 "values": ho.main.values.tolist()}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="planted,digits,text", help="comma-separated sections")
+    p.add_argument("--only", default="planted,digits,text,graph,transformer", help="comma-separated sections")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -94,20 +98,32 @@ def main(argv=None) -> None:
                     "pairwise**, same tasks and training spec, one seed, scored on the validation split:\n\n"
                     + markdown_table(agree))
     if "text" in only:
-        txt = run(CONFIGS / "text.yaml", args.work / "text-pairwise", "pairwise")
+        txt = run(CONFIGS / "text.yaml", args.work / "text-pairwise-3seeds", "pairwise", seeds=[0, 1, 2])
         thr.append(throughput_row(f"text ({txt.main.n}, MiniLM embeddings)", "mlp", txt))
         neg = negative_transfers(txt.main)
-        neg_rows = [{"source": r.source, "target": r.target, "T (accuracy change)": r.transfer}
-                    for r in neg.head(15).itertuples()]
+        neg_rows = [{"source": r.source, "target": r.target, "T (accuracy change)": r.transfer,
+                     "standard error": r.uncertainty, "z": r.z} for r in neg.head(15).itertuples()]
+        confident = neg[neg["z"] < -2]
         m = txt.main
         body.append(f"**Pairwise transfer on {m.n} real text tasks** ({', '.join(m.names)}); T[u,v] = accuracy of v "
-                    f"trained with u minus alone, validation split; {len(neg)} of {m.n * (m.n - 1)} ordered pairs "
-                    f"are negative; the 15 worst:\n\n" + markdown_table(neg_rows)
+                    f"trained with u minus alone, validation split (200 examples per task), mean of 3 seeds; {len(neg)} of "
+                    f"{m.n * (m.n - 1)} ordered pairs are negative, {len(confident)} of them by more than 2 standard "
+                    f"errors; the 15 worst:\n\n" + markdown_table(neg_rows)
                     + "\nFull table (rows = source, columns = target):\n\n"
                     + markdown_table([{"source": u, **{v: float(m.values[i, j]) for j, v in enumerate(m.names)}}
                                       for i, u in enumerate(m.names)], floatfmt=".3f"))
         data["text"] = {"names": list(m.names), "pairwise": m.values.tolist(), "cost": m.cost,
                         "negative_transfers": neg.to_dict(orient="records")}
+    if "graph" in only:
+        g = run(CONFIGS / "graph.yaml", args.work / "graph-pairwise", "pairwise")
+        thr.append(throughput_row(f"sbm graph ({g.main.n})", "graph (SGC)", g))
+    if "transformer" in only:
+        from core.estimation.backends import backend_class
+
+        try:
+            backend_class("transformer")
+        except Exception as exc:  # not built on this branch yet
+            body.append(f"Transformer backend not available here ({type(exc).__name__}); no throughput measured.\n")
     if thr:
         body.insert(0, "**Trainings per hour on this CPU** (1 torch thread, from each run's own training times):\n\n"
                     + markdown_table(thr))

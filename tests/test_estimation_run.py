@@ -19,6 +19,7 @@ import torch
 from core.cli import main as cli_main
 from core.errors import RunStateError
 from core.estimation.run import run_estimation
+from core.estimation.runlock import lock_holder
 from core.runfolder import load_run
 from core.transfer_table import negative_transfers
 
@@ -104,6 +105,7 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
             assert proc.poll() is None, proc.communicate()[1].decode()
             assert time.time() < deadline, "the run stored nothing in time"
             time.sleep(0.05)
+        assert lock_holder(out)["pid"] == proc.pid
         # A second writer on the same folder is refused while the first runs, naming its PID.
         with pytest.raises(RunStateError, match=f"PID {proc.pid}"):
             run_estimation(cfg, out=out, resume=True)
@@ -116,6 +118,7 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
     stored = _stored_jobs(out / "results.sqlite")
     assert 4 <= stored < 12
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # died without a word
+    assert (out / "run.lock").is_file() and lock_holder(out) is None  # a stale lock: killed, resumable
     with pytest.raises(RunStateError, match="already holds a run"):
         run_estimation(cfg, out=out)
     with pytest.raises(RunStateError, match="config differs in seeds"):
@@ -125,9 +128,8 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
     with pytest.raises(RunStateError, match="data of task"):
         run_estimation(other, out=out, resume=True)
 
-    run = run_estimation(cfg, out=out, resume=True)  # takes over the dead writer's lock
-    assert run.status == "complete"
-    assert any("stale lock" in e["event"] for e in run.manifest["events"])
+    run = run_estimation(cfg, out=out, resume=True)
+    assert run.status == "complete" and [e["event"] for e in run.manifest["events"]][-2:] == ["resumed", "complete"]
     con = sqlite3.connect(out / "results.sqlite")
     assert con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 12
     dup = con.execute("SELECT COUNT(*) FROM (SELECT subset, task, seed, split FROM scores "

@@ -84,6 +84,12 @@ def run_command(args: argparse.Namespace) -> int:
     exe_opts = {k: v for k, v in (("num_cpus", args.num_cpus), ("gpu_share", args.gpu_share)) if v is not None}
     if exe_opts and args.executor != "ray":
         raise InvalidInputError(f"--{next(iter(exe_opts)).replace('_', '-')} is for the ray executor; add --executor ray.")
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM (e.g. a scheduler) ends the run like Ctrl-C: status "interrupted"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     progress, close = _progress_bar(not args.no_progress)
     try:
         run = run_estimation(args.config, out=args.out, estimator=args.estimator, options=options or None,
@@ -91,6 +97,7 @@ def run_command(args: argparse.Namespace) -> int:
                              executor_options=exe_opts, seeds=args.seeds, split=args.split, progress=progress)
     finally:
         close()
+        signal.signal(signal.SIGTERM, previous)
     main = run.main
     cost = run.manifest.get("cost", {})
     print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.path / 'affinity.csv'}")
