@@ -234,3 +234,149 @@ def pvi_similarity(profiles: Sequence[PVIProfile], rule: str = "wasserstein", *,
 def log_probs(logits: torch.Tensor) -> np.ndarray:
     """Natural-log class probabilities of a batch of logits as float64 numpy."""
     return torch.log_softmax(logits.detach().double(), dim=-1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Training-backed estimator
+# ---------------------------------------------------------------------------------------------
+def null_inputs(inputs: Any, task: str = "task") -> Any:
+    """Empty inputs of the same form: zeros for feature arrays, "" for texts, ("", "") for text pairs."""
+    if isinstance(inputs, np.ndarray) and np.issubdtype(inputs.dtype, np.number):
+        return np.zeros_like(inputs)
+    items = list(inputs)
+    if all(isinstance(x, str) for x in items):
+        return [""] * len(items)
+    if all(isinstance(x, (tuple, list)) and all(isinstance(y, str) for y in x) for x in items):
+        return [tuple("" for _ in x) for x in items]
+    raise InvalidInputError(f"task {task!r}: cannot build empty inputs for PVI from {type(inputs).__name__} "
+                            "inputs (supported: feature arrays, texts, text pairs).")
+
+
+def null_task(task: "Task") -> "Task":  # noqa: F821
+    """The task with every split's inputs replaced by empty inputs (labels unchanged)."""
+    from dataclasses import replace
+
+    from core.estimation.tasks import Split
+
+    return replace(task, **{s: Split(null_inputs(task.split(s).inputs, task.name), task.split(s).targets)
+                            for s in ("train", "val", "test")})
+
+
+def _predictions(model: Any, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw outputs (logits or regression values) and targets of a split, eval mode, no grad."""
+    task = model.taskset[name]
+    data = task.split(split)
+    outs, ys = [], []
+    model.net.eval()
+    with torch.no_grad():
+        for start in range(0, len(data), 1024):
+            part = data.take(np.arange(start, min(start + 1024, len(data))))
+            x, y = model.backend.batch(task, part, model.device)
+            outs.append(model.net(x, name).detach().double().cpu())
+            ys.append(y.cpu())
+    return torch.cat(outs).numpy(), torch.cat(ys).numpy()
+
+
+def profile_from_models(model: Any, null_model: Any, name: str, split: str = "test", *, min_examples: int = 20,
+                        constant_tol: float = 1e-6) -> PVIProfile:
+    """PVI profile of task ``name`` on ``split`` from a model trained on its inputs and one on empty inputs.
+
+    Both are :class:`~core.estimation.training.TrainedModel` of the same backend.
+    """
+    task, null = model.taskset[name], null_model.taskset[name]
+    if task.kind != null.kind:
+        raise InvalidInputError(f"task {name!r}: the model is {task.kind} but the null model {null.kind}.")
+    _check_label_names(name, task.label_names, null.label_names)
+    if task.kind == "classification" and task.n_classes != null.n_classes:
+        raise InvalidInputError(f"task {name!r}: {task.n_classes} classes for the model, {null.n_classes} for the "
+                                "null model; both must be trained on the same label set.")
+    out, y = _predictions(model, name, split)
+    out0, y0 = _predictions(null_model, name, split)
+    if y.shape != y0.shape or not np.array_equal(y, y0):
+        raise InvalidInputError(f"task {name!r}: the two models were evaluated on different {split} labels.")
+    if task.kind == "classification":
+        return pvi_from_logprobs(log_probs(torch.as_tensor(out)), log_probs(torch.as_tensor(out0)), y.astype(np.int64),
+                                 task=name, label_names_model=task.label_names, label_names_null=null.label_names,
+                                 min_examples=min_examples, constant_tol=constant_tol)
+    from core.estimation.training import per_sample_loss
+
+    sigma = math.sqrt(float(per_sample_loss(model, name, "train").mean()))
+    sigma0 = math.sqrt(float(per_sample_loss(null_model, name, "train").mean()))
+    return pvi_regression(out, out0, y, sigma_model=sigma, sigma_null=sigma0, task=name, min_examples=min_examples,
+                          constant_tol=constant_tol)
+
+
+class PVIEstimator:
+    """Task similarity from PVI profiles (see the module docstring).
+
+    Parameters
+    ----------
+    rule : {"wasserstein", "ks"}
+        How profiles become a similarity.
+    split : str
+        Held-out split the profiles are computed on.
+    min_examples : int
+        Fewest held-out examples per task.
+    constant_tol : float
+        Spread below which a model's predictions count as constant.
+    alpha : float
+        KS test level (``rule="ks"``).
+
+    Attributes
+    ----------
+    profiles_ : dict of str -> PVIProfile
+    matrix_ : AffinityMatrix
+        Symmetric similarity (metric ``"PVI-profile similarity"``).
+    warnings_ : list of str
+        Every degenerate-model warning of every task.
+    cost_ : dict
+        ``trainings`` (2 per task), ``seconds``, ``flops``.
+    """
+
+    name = "pvi"
+
+    def __init__(self, rule: str = "wasserstein", split: str = "test", min_examples: int = 20,
+                 constant_tol: float = 1e-6, alpha: float = 0.05):
+        if rule not in RULES:
+            raise InvalidInputError(f"PVI similarity rule {rule!r} is not one of {', '.join(RULES)}.")
+        self.rule = rule
+        self.split = split
+        self.min_examples = min_examples
+        self.constant_tol = constant_tol
+        self.alpha = alpha
+
+    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "PVIEstimator":
+        import time
+
+        from core.affinity import AffinityMatrix
+        from core.estimation.backends import get_backend
+        from core.estimation.tasks import TaskSet
+        from core.estimation.training import prepare_taskset, train_multitask
+
+        names = taskset.check_names(tasks) if tasks is not None else taskset.names
+        if len(names) < 2:
+            raise InvalidInputError("PVI grouping needs at least 2 tasks.")
+        start = time.perf_counter()
+        prepared = prepare_taskset(get_backend(spec.backend, **spec.options), taskset)
+        self.profiles_: dict[str, PVIProfile] = {}
+        flops, trainings = 0.0, 0
+        for name in names:
+            model = train_multitask(prepared, [name], spec, seed)
+            null_model = train_multitask(TaskSet([null_task(prepared[name])], name=f"{name} (empty inputs)"),
+                                         [name], spec, seed)
+            flops += model.flops + null_model.flops
+            trainings += 2
+            self.profiles_[name] = profile_from_models(model, null_model, name, self.split,
+                                                       min_examples=self.min_examples, constant_tol=self.constant_tol)
+        profiles = [self.profiles_[n] for n in names]
+        S, self.similarity_info_ = pvi_similarity(profiles, self.rule, alpha=self.alpha)
+        self.warnings_ = [w for p in profiles for w in p.warnings]
+        self.cost_ = {"trainings": trainings, "seconds": time.perf_counter() - start, "flops": flops}
+        rule = ("exp(-W1 / median W1) of the PVI distributions" if self.rule == "wasserstein"
+                else "1 - KS statistic of the PVI distributions")
+        notes = f"similarity = {rule}; mean PVI (bits): " + ", ".join(f"{p.task}={p.mean:.3f}" for p in profiles)
+        if self.warnings_:
+            notes += " | WARNINGS: " + " ; ".join(self.warnings_)
+        self.matrix_ = AffinityMatrix(names=names, values=S, metric="PVI-profile similarity", estimator="pvi",
+                                      cost=self.cost_, seed=seed, notes=notes)
+        return self

@@ -40,6 +40,8 @@ def task_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.T
 
 def shared_parameters(net: torch.nn.Module) -> list[torch.nn.Parameter]:
     """Parameters outside the per-task heads (all of them when no ``heads`` ModuleDict is found)."""
+    if hasattr(net, "shared_parameters"):
+        return list(net.shared_parameters())
     heads = getattr(net, "heads", None)
     head_ids = {id(p) for p in heads.parameters()} if isinstance(heads, torch.nn.Module) else set()
     return [p for p in net.parameters() if p.requires_grad and id(p) not in head_ids]
@@ -146,3 +148,62 @@ class LookaheadAffinity:
         self._sum += Z
         self.history_.append(Z)
         self.steps_ += 1
+
+
+class TAGEstimator:
+    """TAG lookahead affinities from one multitask training of all tasks.
+
+    Parameters
+    ----------
+    every : int
+        Lookahead every ``every`` training steps.
+    lr : float, optional
+        Lookahead SGD learning rate (default: the trainer's current one).
+
+    Attributes
+    ----------
+    matrix_ : AffinityMatrix
+        Row = source, column = target; uncertainty = standard error over lookahead steps.
+    hook_ : LookaheadAffinity
+    cost_ : dict
+        ``trainings`` (1), ``seconds``, ``flops`` (the training's, plus the lookahead
+        passes counted as 3 x forward per source task and 2 forwards per target).
+    """
+
+    name = "tag"
+
+    def __init__(self, every: int = 5, lr: float | None = None):
+        if int(every) < 1:
+            raise InvalidInputError(f"TAG lookahead interval every={every} must be >= 1.")
+        self.every = int(every)
+        self.lr = lr
+
+    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "TAGEstimator":
+        import time
+
+        from core.affinity import AffinityMatrix
+        from core.estimation.backends import get_backend
+        from core.estimation.training import prepare_taskset, train_multitask
+
+        names = taskset.check_names(tasks) if tasks is not None else taskset.names
+        backend = get_backend(spec.backend, **spec.options)
+        prepared = prepare_taskset(backend, taskset)
+        kinds = {n: prepared[n].kind for n in names}
+        hook = LookaheadAffinity(names, kinds, every=self.every, lr=self.lr,
+                                 loss_fn=lambda t, out, y: backend.loss(prepared[t], out, y).mean())
+        start = time.perf_counter()
+        model = train_multitask(prepared, names, spec, seed, hooks=hook)
+        n = len(names)
+        # per lookahead step: n source forward+backward, then n x n target forwards, plus n "before" forwards
+        per_train_flops = model.flops / max(model.steps, 1)
+        extra = hook.steps_ * per_train_flops * (1 + (n + 1) / 3)
+        self.hook_ = hook
+        self.cost_ = {"trainings": 1, "seconds": time.perf_counter() - start, "flops": model.flops + extra,
+                      "lookahead_steps": hook.steps_}
+        self.matrix_ = AffinityMatrix(
+            names=names, values=hook.affinity_, metric="lookahead loss reduction 1 - L_j(after)/L_j(before)",
+            estimator="tag", cost=self.cost_, seed=seed, uncertainty=hook.uncertainty_,
+            counts=np.full((n, n), hook.steps_, dtype=float),
+            notes=f"TAG lookahead (Fifty et al. 2021) every {self.every} steps over {model.steps} steps; SGD lookahead "
+                  f"on shared (trunk) parameters.")
+        return self
