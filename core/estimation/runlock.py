@@ -1,0 +1,85 @@
+"""One writer per run folder: ``RUN_DIR/run.lock`` holds the writer's PID while it runs.
+
+The lock is an ``flock`` on the lock file (so the kernel releases it when the writer dies,
+however it dies) and the file's content says who holds it (PID, host, start time), so a
+refused second writer can name the holder. A lock file left by a dead process is stale: the
+next writer takes it over and says so.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import RunStateError
+
+
+def read_lock(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The holder recorded in a lock file (None when absent or unreadable)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+
+
+class RunLock:
+    """Context manager holding ``path`` exclusively; raises :class:`RunStateError` if another process holds it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self.stale: dict[str, Any] | None = None  # the dead holder whose lock was taken over, if any
+
+    def acquire(self) -> "RunLock":
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                holder = read_lock(self.path) or {}
+                pid = holder.get("pid", "?")
+                raise RunStateError(
+                    f"{self.path.parent}: another process (PID {pid} on {holder.get('host', '?')}, started "
+                    f"{holder.get('started', '?')}) is writing this run; wait for it to finish or stop it first. "
+                    "Two writers on one run folder are refused.") from None
+            # The file may have been removed and recreated between open and flock: lock the current one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            old = read_lock(self.path)
+            if old and old.get("pid") and old.get("pid") != os.getpid():
+                self.stale = old  # its writer died without releasing (the kernel dropped its flock)
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+            os.fsync(fd)
+            self._fd = fd
+            return self
+        raise RunStateError(f"{self.path}: could not take the run lock (the file keeps changing); retry.")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
