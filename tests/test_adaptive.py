@@ -72,3 +72,24 @@ def test_bad_parameters_are_clear_errors():
         AdaptiveSampler(subset_size=1).fit(names, evaluate)
     with pytest.raises(InvalidInputError, match="order"):
         AdaptiveSampler().fit(names, evaluate, order=names[:-1])
+
+
+def test_adaptive_runs_through_the_engine_within_budget(tmp_path):
+    import types
+
+    import torch
+
+    from core.estimation.adaptive import AdaptiveEstimator
+    from core.estimation.builtin.planted import planted_tasks
+    from core.estimation.run import run_estimation
+    from core.estimation.training import TrainSpec
+
+    torch.set_num_threads(1)
+    ts = planted_tasks(n_groups=2, tasks_per_group=3, seed=0)
+    spec = TrainSpec(backend="mlp", steps=30, batch_size=32, lr=1e-2, eval_every=0, device="cpu",
+                     options={"hidden": 0})
+    cfg = types.SimpleNamespace(name="t", taskset=ts, spec=spec, estimator={}, raw={}, path=None)
+    run = run_estimation(cfg, out=tmp_path / "run", estimator=AdaptiveEstimator(budget=20))
+    assert run.status == "complete"
+    assert run.manifest["cost"]["trainings"] <= 20
+    assert run.main.estimator == "adaptive" and "vs" in run.main.notes
