@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from core.errors import InvalidInputError, UnknownNameError
 from core.estimation.estimators import (EstimationContext, Estimator, HigherOrder, available, get_estimator,
                                         register)
-from core.estimation.store import JobResult, ResultStore, Score
+from core.estimation.store import Job, JobResult, ResultStore, Score
 
 NAMES = tuple(f"t{i}" for i in range(6))
 RNG = np.random.default_rng(0)
@@ -19,13 +19,13 @@ A[0, 1] = A[1, 0] = -0.3  # planted negative transfers
 BASE = np.linspace(0.6, 0.8, 6)
 
 
-def synthetic(job, noise=0.0):
-    idx = [NAMES.index(t) for t in job.subset]
+def synthetic(job, noise=0.0, names=NAMES):
+    idx = [names.index(t) for t in job.subset]
     rng = np.random.default_rng(hash((job.subset, job.seed)) % 2**32)
     scores = {}
     for i in idx:
         p = BASE[i] + sum(A[j, i] for j in idx if j != i) + noise * rng.normal()
-        scores[NAMES[i]] = Score(metric=p, loss=1 - p, perf=p, n=50)
+        scores[names[i]] = Score(metric=p, loss=1 - p, perf=p, n=50)
     return JobResult(job=job, scores=scores, seconds=0.01, flops=100.0, steps=1)
 
 
@@ -128,3 +128,48 @@ def test_registry_accepts_plugins_and_refuses_non_estimators():
         register("bad", dict)
     with pytest.raises(UnknownNameError):
         get_estimator("core.estimation.estimators:Nope")
+
+
+def _synthetic_runner(payload, job):
+    return synthetic(job, names=payload.taskset.names)
+
+
+class TwoRounds(Estimator):
+    """Round 1: every single task; round 2: the pair of the two best single tasks (an adaptive shape)."""
+
+    name = "two-rounds"
+
+    def runner(self):
+        return _synthetic_runner
+
+    def jobs(self, ctx, outcomes):
+        singles = [Job((v,), 0, ctx.split) for v in ctx.names]
+        done = outcomes[outcomes["subset"].map(len) == 1] if not outcomes.empty else outcomes
+        if len(done) < len(ctx.names):
+            return singles
+        best = done.sort_values("perf", ascending=False)["task"].head(2).tolist()
+        return singles + [Job(tuple(x for x in ctx.names if x in best), 0, ctx.split)]
+
+    def fit(self, ctx, outcomes):
+        from core.affinity import AffinityMatrix
+
+        self.cost_ = {"trainings": len(outcomes.drop_duplicates(["subset"]))}
+        self.matrices_ = {"two-rounds": AffinityMatrix(ctx.names, np.zeros((len(ctx.names),) * 2),
+                                                       estimator=self.name, cost=self.cost_)}
+        return self
+
+
+def test_orchestrator_runs_rounds_until_no_new_jobs_and_reports_progress(tmp_path):
+    import types
+
+    from core.estimation.builtin import builtin_taskset
+    from core.estimation.run import run_estimation
+    from core.estimation.training import TrainSpec
+
+    ts = builtin_taskset("planted", n_groups=2, tasks_per_group=[2, 1], seed=0)
+    cfg = types.SimpleNamespace(name="r", taskset=ts, spec=TrainSpec(steps=1), estimator={}, raw={}, path=None)
+    calls = []
+    run = run_estimation(cfg, out=tmp_path / "run", estimator=TwoRounds(), progress=lambda *a: calls.append(a))
+    assert run.status == "complete" and run.manifest["cost"]["trainings"] == 4
+    assert calls[-1][:2] == (4, 4) and any(t == 3 for _, t, _ in calls)  # the total grew with round 2
+    assert (tmp_path / "run" / "matrices" / "two-rounds.json").is_file()

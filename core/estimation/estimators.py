@@ -369,6 +369,10 @@ class HigherOrder(Estimator):
     def subset_list(self, ctx: EstimationContext) -> list[tuple[str, ...]]:
         return list(self.sample(ctx).subsets)
 
+    def _describe(self, sample) -> str:
+        return (f"{sample.n_random} random subsets of size {self.options['subset_size']} (sampler seed "
+                f"{self.options['sample_seed']})")
+
     def jobs(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> list[Job]:
         sub = [Job(s, seed, ctx.split) for seed in ctx.seeds for s in self.subset_list(ctx)]
         return (single_jobs(ctx) if self.options["baseline"] == "single" else []) + sub
@@ -408,8 +412,7 @@ class HigherOrder(Estimator):
             base = np.zeros(n)
         values = mean - base[None, :]
         sample = self.sample(ctx)
-        cover = (f"{sample.n_random} random subsets of size {self.options['subset_size']} (sampler seed "
-                 f"{self.options['sample_seed']})")
+        cover = self._describe(sample)
         if sample.n_added:
             cover += f" + {sample.n_added} covering subsets added so every pair is sampled together at least " \
                      f"{self.options['min_pair_coverage']} time(s)"
@@ -473,6 +476,11 @@ class TrueAffinity(HigherOrder):
         subsets = tuple(dict.fromkeys(tuple(sorted(s, key=order.__getitem__)) for s in m))
         return SubsetSample(subsets=subsets, n_random=len(subsets), n_added=0,
                             coverage=pair_coverage(ctx.names, subsets))
+
+    def _describe(self, sample) -> str:
+        if isinstance(self.options["subsets"], (list, tuple)):
+            return f"{len(sample.subsets)} listed subsets, each fully retrained"
+        return super()._describe(sample)
 
     def fit(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> "TrueAffinity":
         if isinstance(self.options["subsets"], (list, tuple)):

@@ -163,7 +163,8 @@ class RayExecutor(Executor):
                                "gpu_share": self.gpu_share}
         if self._ray is not None:
             out["cluster"] = {k: v for k, v in self._ray.cluster_resources().items() if k in ("CPU", "GPU")}
-            out["node_ip_address"] = self._ray.util.get_node_ip_address()
+            out["nodes"] = sorted({n.get("NodeManagerAddress") for n in self._ray.nodes() if n.get("Alive")})
+            out["driver_ip"] = self._ray.util.get_node_ip_address()
         return out
 
     def map(self, fn, items, shared=None):

@@ -84,14 +84,14 @@ def resolve(cfg: Any, estimator: str | Estimator | None, options: Mapping[str, A
         if options:
             raise InvalidInputError("options: give them to the Estimator instance, not alongside it.")
     else:
-        name = estimator or section.get("name")
+        name = estimator or section.get("name") or section.get("kind")  # "kind" is accepted as an alias
         if not name:
             raise InvalidInputError("estimator: none chosen; pass --estimator (pairwise, higher-order, ...) or set "
                                     "estimator.name in the config.")
         if not isinstance(name, str):
             raise InvalidInputError(f"estimator: name must be a string, got {name!r}.")
-        opts = {k: v for k, v in section.items() if k not in ("name", "seeds", "split")}
-        if estimator and section.get("name") and section.get("name") != estimator:
+        opts = {k: v for k, v in section.items() if k not in ("name", "kind", "seeds", "split")}
+        if estimator and (section.get("name") or section.get("kind")) not in (None, estimator):
             opts = {}  # the config's options belong to another estimator
         opts.update({k: v for k, v in (options or {}).items() if v is not None})
         est = get_estimator(name, **opts)
@@ -134,16 +134,11 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def _prepare(cfg: Any) -> Any:
     """The task set as the backend wants it (e.g. texts embedded once, before any job is shipped)."""
-    prepare = getattr(cfg, "prepared_taskset", None)
-    if callable(prepare):
-        return prepare()
-    try:
-        from core.estimation.backends import get_backend
-    except ImportError:
-        return cfg.taskset
+    from core.estimation.backends import get_backend
+    from core.estimation.training import prepare_taskset
+
     spec = cfg.spec
-    backend = get_backend(spec.backend, **dict(getattr(spec, "options", {}) or {}))
-    return backend.prepare(cfg.taskset)
+    return prepare_taskset(get_backend(spec.backend, **dict(getattr(spec, "options", {}) or {})), cfg.taskset)
 
 
 def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Estimator | None = None,
@@ -303,6 +298,7 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
             manifest["status"] = status
             manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
             manifest["events"].append({"time": _now(), "event": status})
+            manifest["executor"] = exe.describe()
             _write_manifest(out, manifest)
         finally:
             store.close()

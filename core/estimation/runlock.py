@@ -83,3 +83,25 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def lock_holder(run_dir: str | os.PathLike, name: str = "run.lock") -> dict[str, Any] | None:
+    """Who is writing ``run_dir`` right now (PID, host, started), or None when nobody is.
+
+    A run whose manifest says ``running`` but has no holder was killed; ``--resume`` continues it.
+    Never blocks and never takes the lock for longer than the check.
+    """
+    path = Path(run_dir) / name
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_lock(path) or {"pid": None}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

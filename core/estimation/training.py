@@ -287,7 +287,7 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
         if init is not None:
             _load_init(net, init)
         params = [p for p in net.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, foreach=True)
         streams = {n: _BatchStream(prepared[n].train, spec.batch_size, task_seed(seed, n)) for n in names}
         flops = 0.0
         best_loss, best_state, bad = math.inf, None, 0

@@ -122,3 +122,30 @@ def _tree_side_without_edge(W: np.ndarray, u: int, v: int) -> np.ndarray:
     tree[u, v] = tree[v, u] = False
     _, comp = connected_components(tree.astype(np.int8), directed=False)
     return np.flatnonzero(comp == comp[v])
+
+
+def greedy_scan_rounding(X: np.ndarray, c: float = 1.0) -> np.ndarray:
+    """The published rounding, for comparison only: threshold ``X > c/n`` and scan rows in index order.
+
+    Behaviour as described in seeds/methods.md section 1.3: for each row i and each
+    ``j >= i`` above the threshold with j unassigned, i (if unassigned) and j join
+    the current group; the group id advances after a row that assigned something.
+    Depends on task order, returns any number of groups, and leaves tasks whose row
+    never passes the threshold unassigned (label -1).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    above = X > c / n
+    labels = np.full(n, -1, dtype=np.int64)
+    current = 0
+    for i in range(n):
+        assigned = False
+        for j in range(i, n):
+            if above[i, j] and labels[j] < 0:
+                if labels[i] < 0:
+                    labels[i] = current
+                labels[j] = current
+                assigned = True
+        if assigned:
+            current += 1
+    return labels

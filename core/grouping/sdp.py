@@ -44,7 +44,7 @@ class SDPSolution:
     Attributes
     ----------
     X : ndarray (n, n)
-        The solution matrix.
+        The solution matrix (symmetrised); feasible up to ``primal_residual``.
     value : float
         ``<S, X>`` of the returned X (minus ``penalty * tr X`` for the penalised variant),
         with S the symmetrised input.
@@ -195,10 +195,7 @@ def _certify(S: np.ndarray, k: int | None, penalty: float | None, raw: BackendRe
                            seconds=time.perf_counter() - t0, k=k, penalty=penalty)
     X = (X + X.T) / 2.0
     value = objective(S, X, penalty)
-    if raw.solver == "closed-form":
-        ub = value
-    else:
-        ub = dual_bound(S, raw.N, k, penalty)
+    ub = value if raw.solver == "closed-form" else dual_bound(S, raw.N, k, penalty)
     gap = (ub - value) / max(1.0, abs(ub))
     return SDPSolution(X=X, value=value, upper_bound=ub, gap=float(gap), solver=raw.solver, status=raw.status,
                        iterations=raw.iterations, primal_residual=primal_residual(X, k),

@@ -37,7 +37,12 @@ def backend_class(name: str) -> type[Backend]:
         raise UnknownNameError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}.") from None
     if isinstance(entry, str):
         module, cls = entry.split(":")
-        entry = getattr(importlib.import_module(module), cls)
+        try:
+            entry = getattr(importlib.import_module(module), cls)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            raise UnknownNameError(f"backend {name!r} is not available in this build ({module} is missing).") from None
         _REGISTRY[name] = entry
     return entry
 

@@ -81,6 +81,12 @@ class MultiTaskNet(nn.Module):
 
     def task_parameter_count(self, task: str) -> int:
         """Parameters one example of ``task`` passes through (trunk + its head)."""
+        cache = self.__dict__.setdefault("_param_counts", {})
+        if task not in cache:
+            cache[task] = self._count(task)
+        return cache[task]
+
+    def _count(self, task: str) -> int:
         return sum(p.numel() for p in self.trunk.parameters()) + sum(p.numel() for p in self.head(task).parameters())
 
 

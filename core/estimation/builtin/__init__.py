@@ -34,7 +34,12 @@ def family_function(family: str) -> Callable[..., TaskSet]:
         module, fn = _FAMILIES[family].split(":")
     except (KeyError, TypeError):
         raise UnknownNameError(f"unknown built-in task family {family!r}; choose one of {', '.join(_FAMILIES)}.") from None
-    return getattr(importlib.import_module(module), fn)
+    try:
+        return getattr(importlib.import_module(module), fn)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise UnknownNameError(f"built-in family {family!r} is not available in this build ({module} is missing).") from None
 
 
 def builtin_taskset(family: str, **params: Any) -> TaskSet:

@@ -1,0 +1,111 @@
+"""``python -m core estimate``: estimate a task-affinity matrix into a run folder.
+
+Example::
+
+    python -m core estimate --config sample_data/configs/planted.yaml --estimator pairwise --out runs/planted
+    python -m core estimate --config RUN.yaml --estimator higher-order --subsets 40 --subset-size 3 \\
+        --executor ray --address ray://head:10001 --out runs/ho
+    python -m core group --affinity runs/planted/affinity.csv --k 3
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from core.errors import InvalidInputError
+
+
+def _option(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--option {text!r} must look like KEY=VALUE (e.g. min_pair_coverage=2).")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"--option {text!r}: the value is not valid YAML ({exc}).") from None
+    return key.strip().replace("-", "_"), parsed
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from core.estimation.estimators import available
+
+    p = subparsers.add_parser(
+        "estimate", help="estimate task affinity (trains subsets; resumable run folder)",
+        description="Estimate a task-affinity matrix T[u, v] (row = source, column = target, higher is better) "
+                    "and write a run folder: manifest.json, results.sqlite, results.csv, affinity.csv/json, matrices/.")
+    p.add_argument("--config", required=True, help="run config (YAML or TOML): tasks, training, estimator")
+    p.add_argument("--estimator", help=f"estimator: {', '.join(available())} (default: the config's estimator.name)")
+    p.add_argument("--out", required=True, help="run folder to write (or to resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished trainings")
+    p.add_argument("--executor", default="local", choices=("local", "ray"), help="where trainings run (default local)")
+    p.add_argument("--address", help="Ray cluster address (with --executor ray); default: a private local instance")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a private local Ray instance (default 2)")
+    p.add_argument("--gpu-share", type=float, help="GPUs per training on a Ray cluster with GPUs (default 1.0)")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the config's, else 0)")
+    p.add_argument("--split", choices=("val", "test", "train"), help="split scored for affinities (default val)")
+    p.add_argument("--subsets", type=int, help="higher-order: number of random subsets")
+    p.add_argument("--subset-size", type=int, help="higher-order: tasks per subset")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other estimator option (repeatable), e.g. --option min_pair_coverage=2")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_command)
+    return p
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, unit="job", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def update(done: int, total: int, message: str) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message[:60], refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from core.estimation.run import run_estimation
+    from core.transfer_table import negative_transfers
+
+    options: dict[str, Any] = dict(args.option)
+    for flag, key in (("subsets", "subsets"), ("subset_size", "subset_size")):
+        value = getattr(args, flag)
+        if value is not None:
+            options[key] = value
+    exe_opts = {k: v for k, v in (("num_cpus", args.num_cpus), ("gpu_share", args.gpu_share)) if v is not None}
+    if exe_opts and args.executor != "ray":
+        raise InvalidInputError(f"--{next(iter(exe_opts)).replace('_', '-')} is for the ray executor; add --executor ray.")
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM (e.g. a scheduler) ends the run like Ctrl-C: status "interrupted"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    progress, close = _progress_bar(not args.no_progress)
+    try:
+        run = run_estimation(args.config, out=args.out, estimator=args.estimator, options=options or None,
+                             resume=args.resume, executor=args.executor, address=args.address,
+                             executor_options=exe_opts, seeds=args.seeds, split=args.split, progress=progress)
+    finally:
+        close()
+        signal.signal(signal.SIGTERM, previous)
+    main = run.main
+    cost = run.manifest.get("cost", {})
+    print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.path / 'affinity.csv'}")
+    print(f"cost: {cost.get('trainings')} trainings, {cost.get('seconds', 0):.1f} s of training, "
+          f"{cost.get('wall_seconds', 0):.1f} s wall" + (f", {cost['flops']:.3g} FLOPs" if cost.get("flops") else ""))
+    neg = negative_transfers(main)
+    if len(neg):
+        print(f"negative transfers (T < 0): {len(neg)}; worst:")
+        print(neg.head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"next: python -m core group --affinity {run.path / 'affinity.csv'}")
+    return 0

@@ -1,0 +1,175 @@
+"""``python -m core sample-data --out sample_data``: regenerate the dashboard's bundled runs.
+
+Every run folder under ``sample_data/`` is produced by this command from the
+project's own code, so the dashboard opens on real results with no set-up:
+
+* ``planted-*``: affinity matrices with planted groups (core.grouping.planted),
+  averaged over several noise seeds so each entry carries a standard error; the
+  noiseless matrix is kept as ``matrices/true.json`` and the planted groups in
+  the manifest (``planted_groups``) so a grouping can be scored against them.
+
+Each folder is written under a temporary name and swapped in at the end, so an
+interrupted regeneration never leaves a half-written run behind.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from core.affinity import AffinityMatrix
+from core.atomic import atomic_write_text
+from core.errors import InvalidInputError
+from core.grouping.planted import planted_affinity
+from core.matrix_io import to_csv_text, write_affinity
+from core.runfolder import AFFINITY_CSV, AFFINITY_JSON, MANIFEST, MATRICES_DIR, RUN_FORMAT, RUN_VERSION
+
+COMMAND = "python -m core sample-data --out sample_data"
+
+
+@dataclass(frozen=True)
+class PlantedSpec:
+    """A planted sample run: group sizes, noise and how many seeds are averaged."""
+
+    name: str
+    sizes: tuple[int, ...]
+    noise: float
+    asym_noise: float
+    scale_spread: float
+    seeds: int
+    seed: int
+    description: str
+
+
+PLANTED = (
+    PlantedSpec("planted-12", (4, 4, 4), 0.5, 0.15, 0.0, 3, 1,
+                "12 tasks in 3 planted groups; small enough for the exhaustive search."),
+    PlantedSpec("planted-60", (20, 15, 15, 10), 0.8, 0.2, 0.6, 4, 2,
+                "60 tasks in 4 planted groups whose targets move on different scales (try per-target z-scores)."),
+    PlantedSpec("planted-200", (40, 35, 30, 30, 25, 20, 20), 1.0, 0.2, 0.3, 3, 3,
+                "200 tasks in 7 planted groups; a readability check for large heatmaps."),
+)
+
+
+def planted_run_matrices(spec: PlantedSpec) -> tuple[AffinityMatrix, AffinityMatrix, list[list[str]]]:
+    """The averaged noisy matrix (with standard errors), the noiseless one, and the planted groups."""
+    draws = [planted_affinity(spec.sizes, noise=spec.noise, asym_noise=spec.asym_noise, scale_spread=0.0,
+                              shuffle=False, seed=spec.seed * 1000 + s) for s in range(spec.seeds)]
+    truth = planted_affinity(spec.sizes, noise=0.0, asym_noise=0.0, shuffle=False, seed=spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    n = truth.matrix.n
+    # One target scale per column shared by every seed: a target's metric has one scale whatever the seed.
+    scale = np.exp(rng.normal(0.0, spec.scale_spread, size=n)) if spec.scale_spread > 0 else np.ones(n)
+    stack = np.stack([d.matrix.values * scale[None, :] for d in draws])
+    mean = stack.mean(axis=0)
+    stderr = stack.std(axis=0, ddof=1) / np.sqrt(spec.seeds) if spec.seeds > 1 else np.full((n, n), np.nan)
+    # Shuffle so the names do not give the groups away; names follow the shuffled order.
+    perm = rng.permutation(n)
+    names = [f"task{i:0{len(str(n - 1))}d}" for i in range(n)]
+    labels = truth.labels[perm]
+    sel = np.ix_(perm, perm)
+    # Four decimals are far below the noise and keep the bundled files small.
+    mean, stderr = np.round(mean, 4), np.round(stderr, 4)
+    common = dict(metric="planted affinity (arbitrary units)", seed=spec.seed,
+                  cost={"trainings": 0, "seconds": 0.0, "flops": 0.0})
+    noisy = AffinityMatrix(names=names, values=mean[sel], estimator="planted (mean of noisy draws)",
+                           uncertainty=stderr[sel], counts=np.full((n, n), float(spec.seeds)),
+                           notes=f"{spec.description} Mean of {spec.seeds} noisy draws; uncertainty = standard error.",
+                           **common)
+    true = AffinityMatrix(names=names, values=np.round(truth.matrix.values * scale[None, :], 4)[sel], estimator="true",
+                          notes="Noiseless planted affinity (the ground truth the noisy draws scatter around).", **common)
+    groups = [[names[i] for i in np.flatnonzero(labels == g)] for g in np.unique(labels)]
+    return noisy, true, groups
+
+
+def _manifest(name: str, estimator: str, matrix: AffinityMatrix, config: dict[str, Any], seconds: float,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    import numpy
+
+    return {
+        "format": RUN_FORMAT, "version": RUN_VERSION, "name": name,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "status": "complete", "estimator": estimator, "config": config,
+        "seeds": list(range(int(config.get("seeds", 1)))),
+        "packages": {"python": platform.python_version(), "numpy": numpy.__version__},
+        "data_hashes": {}, "cost": {"trainings": 0, "seconds": round(seconds, 3), "flops": 0.0},
+        "tasks": list(matrix.names), "command": COMMAND, **extra,
+    }
+
+
+def write_planted_run(out: Path, spec: PlantedSpec) -> Path:
+    """Write one planted sample run folder under ``out`` (replacing an older one)."""
+    t0 = time.perf_counter()
+    noisy, true, groups = planted_run_matrices(spec)
+    config = dict(sizes=list(spec.sizes), noise=spec.noise, asym_noise=spec.asym_noise,
+                  scale_spread=spec.scale_spread, seeds=spec.seeds, seed=spec.seed)
+
+    def fill(tmp: Path) -> None:
+        write_affinity(noisy, tmp / AFFINITY_JSON)
+        atomic_write_text(tmp / AFFINITY_CSV, to_csv_text(noisy))
+        write_affinity(true, tmp / MATRICES_DIR / "true.json")
+        manifest = _manifest(spec.name, "planted", noisy, config, time.perf_counter() - t0,
+                             {"description": spec.description, "planted_groups": groups})
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+
+    return _swap_in(out / spec.name, fill)
+
+
+def _swap_in(final: Path, fill: Callable[[Path], None]) -> Path:
+    """Build a run folder at a temporary path with ``fill`` and move it to ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old"
+    if final.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def generate(out: Path, only: Sequence[str] | None = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Regenerate the sample runs under ``out`` (``only``: names or prefixes to restrict to)."""
+    out = Path(out)
+    written = []
+    for spec in PLANTED:
+        if only and not any(spec.name.startswith(o) for o in only):
+            continue
+        t0 = time.perf_counter()
+        written.append(write_planted_run(out, spec))
+        log(f"wrote {written[-1]} ({time.perf_counter() - t0:.1f} s)")
+    if only and not written:
+        known = ", ".join(s.name for s in PLANTED)
+        raise InvalidInputError(f"sample-data --only {' '.join(only)}: matches no sample run; known: {known}.")
+    return written
+
+
+def _run(args: argparse.Namespace) -> int:
+    generate(Path(args.out), args.only)
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``sample-data``."""
+    p = subparsers.add_parser("sample-data", help="regenerate the dashboard's sample runs",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="sample_data", help="folder to write the sample runs into (default: sample_data)")
+    p.add_argument("--only", nargs="*", default=None, help="only the sample runs whose names start with these")
+    p.set_defaults(func=_run)

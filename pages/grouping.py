@@ -1,0 +1,105 @@
+"""Grouping: choose method, k, rounding threshold and preprocessing; compare methods."""
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.compare_groupings import agreement_matrix, differences
+from core.grouping.objective import groups_to_labels
+from ui.figures import objective_vs_k
+from ui.grouping import METHOD_LABELS, default_method, k_choice, methods_for, run_grouping, solvers_available
+from ui.state import current_source, guard, keep, preprocessing_controls, remember
+
+st.header("Task grouping")
+src = current_source()
+m = src.matrix
+st.caption(f"**{src.label}** · {m.n} tasks. Groups maximise the sum of average within-group affinity "
+           "(sum over groups of v'Sv / |group|, S = (T+T')/2).")
+
+with guard():
+    methods = methods_for(m.n)
+    c1, c2, c3 = st.columns([1.3, 1, 1])
+    if not st.session_state.get("p.method"):
+        st.session_state["w.method"] = default_method(m.n)
+    # Stored only when the user picks one, so a large matrix opens on a method that answers quickly.
+    method = c1.selectbox("Method", methods, format_func=METHOD_LABELS.get,
+                          key=keep("method", default_method(m.n), methods), on_change=remember, args=("method",))
+    auto = c2.checkbox("Choose k automatically", key=keep("auto_k", False),
+                       help="Scan k and take the suggestion of the penalised SDP (slower the first time).")
+    remember("auto_k")
+    k = c2.number_input("Number of groups k", min_value=1, max_value=10_000, step=1, key=keep("k", min(4, m.n)),
+                        disabled=auto)
+    remember("k")
+    solvers = solvers_available()
+    solver = c3.selectbox("SDP solver", solvers, key=keep("solver", solvers[0], solvers), disabled=method != "sdp")
+    remember("solver")
+    c = c3.slider("Rounding threshold c (link u, v when X[u,v] > c/n)", 0.1, 5.0, step=0.1, key=keep("c", 1.0),
+                  disabled=method != "sdp")
+    remember("c")
+    refine = c3.checkbox("Refine by moves and swaps", key=keep("refine", True), disabled=method != "sdp")
+    remember("refine")
+    with st.expander("Preprocessing (shared with the Affinity page)", expanded=False):
+        pre = preprocessing_controls()
+
+    if auto:
+        choice = k_choice(src, pre, solver)
+        table = pd.DataFrame(choice.table)
+        st.plotly_chart(objective_vs_k(table, "k", ["objective", "sdp_value"], choice.k), width="stretch",
+                        key="k_chart")
+        st.info(f"Suggested **k = {choice.k}**: {choice.reason}. Rules: " +
+                ", ".join(f"{r} → {v}" for r, v in choice.suggestions.items()))
+        with st.expander("Evidence per k"):
+            st.dataframe(table.drop(columns=["groups"], errors="ignore"), hide_index=True, width="stretch")
+    result = run_grouping(src, method, "auto" if auto else int(k), c=c, refine=refine, pre=pre, solver=solver)
+
+    mc = st.columns(4)
+    mc[0].metric("Objective", f"{result.objective:.4g}")
+    mc[1].metric("SDP bound", "—" if result.sdp_value is None else f"{result.sdp_value:.4g}",
+                 help="Certified upper bound on the objective of any partition into k groups.")
+    mc[2].metric("Gap to bound", "—" if result.gap is None else f"{result.gap:.3g}",
+                 help="Bound minus objective: the grouping is at most this far from the best possible one.")
+    mc[3].metric("Seconds", f"{result.seconds:.2f}")
+
+    st.subheader(f"{result.k} groups ({METHOD_LABELS[result.method]})")
+    idx = {x: i for i, x in enumerate(m.names)}
+    S = (m.values + m.values.T) / 2
+    rows = []
+    for gi, members in enumerate(result.groups, start=1):
+        ids = [idx[x] for x in members]
+        block = S[ids][:, ids]
+        rows.append({"group": gi, "size": len(members),
+                     "mean affinity inside": float(block.mean()) if len(ids) > 1 else float(block[0, 0]),
+                     "tasks": ", ".join(members)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="groups_table",
+                 column_config={"mean affinity inside": st.column_config.NumberColumn(format="%.4g")})
+    if result.details.get("solver"):
+        st.caption(f"solver {result.details.get('solver')} ({result.details.get('status')}), "
+                   f"rounding {result.details.get('chosen_rounding')}, preprocessing: "
+                   f"{', '.join(result.preprocessing) or 'none'}")
+
+    st.subheader("Compare methods")
+    if "w.compare" in st.session_state:  # drop methods this matrix does not offer (exhaustive on large n)
+        st.session_state["w.compare"] = [x for x in st.session_state["w.compare"] if x in methods]
+    chosen = st.multiselect("Methods to compare (same k and preprocessing)", methods, format_func=METHOD_LABELS.get, key=keep("compare", methods, None))
+    remember("compare")
+    results = {x: run_grouping(src, x, result.k, c=c, refine=refine, pre=pre, solver=solver) for x in chosen}
+    labelings = {METHOD_LABELS[x]: r.labels for x, r in results.items()}
+    planted = src.planted_groups
+    if planted is not None:
+        labelings["planted (truth)"] = groups_to_labels(planted, m.names).tolist()
+    if results:
+        st.dataframe(pd.DataFrame([{"method": METHOD_LABELS[x], "objective": r.objective,
+                                    "SDP bound": r.sdp_value, "gap": r.gap, "seconds": r.seconds}
+                                   for x, r in results.items()]), hide_index=True, width="stretch",
+                     key="compare_table")
+    if len(labelings) >= 2:
+        ari = agreement_matrix(labelings)
+        cA, cB = st.columns([1, 1])
+        fig = go.Figure(go.Heatmap(z=ari.values, x=list(ari.columns), y=list(ari.index), zmin=0, zmax=1,
+                                   colorscale="Greens", text=ari.round(3).values, texttemplate="%{text}"))
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="Agreement (adjusted Rand index)",
+                          yaxis=dict(autorange="reversed"))
+        cA.plotly_chart(fig, width="stretch", key="ari")
+        diff = differences(m.names, labelings)
+        cB.write(f"**Where they differ**: {len(diff)} of {m.n} tasks are not placed alike "
+                 "(group numbers aligned to the first method by overlap).")
+        cB.dataframe(diff, hide_index=True, width="stretch", height=260, key="diff_table")
