@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -140,9 +140,10 @@ def pvi_regression(pred_model: np.ndarray, pred_null: np.ndarray, targets: np.nd
                    constant_tol: float = 1e-6) -> PVIProfile:
     """PVI for a regression task under Gaussian predictive densities (differential bits).
 
-    Each model predicts ``y ~ N(pred, sigma^2)`` with ``sigma`` its own residual
-    standard deviation on the training split (our choice: regression PVI needs a
-    density, and a Gaussian with the fitted noise level is the least-assuming one).
+    Each model predicts ``y ~ N(pred, sigma^2)`` with ``sigma`` its own noise level
+    (our choice: regression PVI needs a density, and a Gaussian with the model's noise
+    level is the least-assuming one; :func:`profile_from_models` passes each model's
+    RMSE on the evaluated split, see there why not the training split's).
     """
     pred_model = np.asarray(pred_model, dtype=np.float64).ravel()
     pred_null = np.asarray(pred_null, dtype=np.float64).ravel()
@@ -300,14 +301,56 @@ def profile_from_models(model: Any, null_model: Any, name: str, split: str = "te
                                  min_examples=min_examples, constant_tol=constant_tol)
     from core.estimation.training import per_sample_loss
 
-    sigma = math.sqrt(float(per_sample_loss(model, name, "train").mean()))
-    sigma0 = math.sqrt(float(per_sample_loss(null_model, name, "train").mean()))
+    # Each model's noise level is its RMSE on the held-out split itself (one calibration scalar per model):
+    # the training-split residuals of a model that overfits (few examples, many features) are far smaller than
+    # its held-out ones, and that overconfident density made every PVI negative on small planted tasks. With
+    # held-out sigmas the mean PVI is 0.5 log2(MSE_null / MSE_model): positive iff x helps on held-out data.
+    sigma = math.sqrt(float(per_sample_loss(model, name, split).mean()))
+    sigma0 = math.sqrt(float(per_sample_loss(null_model, name, split).mean()))
     return pvi_regression(out, out0, y, sigma_model=sigma, sigma_null=sigma0, task=name, min_examples=min_examples,
                           constant_tol=constant_tol)
 
 
+def task_profile(prepared: Any, name: str, spec: Any, seed: int, split: str, *, min_examples: int = 20,
+                 constant_tol: float = 1e-6) -> tuple[PVIProfile, Any, float]:
+    """Train task ``name`` on its inputs and on empty inputs; return its PVI profile on ``split``.
+
+    ``prepared`` is the backend-prepared task set. Returns ``(profile, model, flops)`` with ``model``
+    the real-input model (its score on ``split`` is the task's single-task score) and ``flops`` both
+    trainings'.
+    """
+    from core.estimation.tasks import TaskSet
+    from core.estimation.training import train_multitask
+
+    model = train_multitask(prepared, [name], spec, seed)
+    null_model = train_multitask(TaskSet([null_task(prepared[name])], name=f"{name} (empty inputs)"), [name], spec, seed)
+    profile = profile_from_models(model, null_model, name, split, min_examples=min_examples, constant_tol=constant_tol)
+    return profile, model, model.flops + null_model.flops
+
+
+def pvi_matrix(names: Sequence[str], profiles: Sequence[PVIProfile], *, rule: str, alpha: float, cost: Mapping,
+               seed: int, extra_notes: str = "") -> tuple["AffinityMatrix", dict[str, Any], list[str]]:  # noqa: F821
+    """The PVI similarity as an :class:`~core.affinity.AffinityMatrix`, its info and every profile warning."""
+    from core.affinity import AffinityMatrix
+
+    S, info = pvi_similarity(profiles, rule, alpha=alpha)
+    warnings = [w for p in profiles for w in p.warnings]
+    how = ("exp(-W1 / median W1) of the PVI distributions" if rule == "wasserstein"
+           else "1 - KS statistic of the PVI distributions")
+    notes = f"similarity = {how}{extra_notes}; mean PVI (bits): " + ", ".join(f"{p.task}={p.mean:.3f}" for p in profiles)
+    if rule == "ks":
+        pairs = [f"{names[i]}~{names[j]}" for i in range(len(names)) for j in range(i + 1, len(names))
+                 if info["different"][i, j]]
+        notes += f"; KS-different pairs (alpha {alpha}, Bonferroni): {pairs or 'none'}"
+    if warnings:
+        notes += " | WARNINGS: " + " ; ".join(warnings)
+    m = AffinityMatrix(names=tuple(names), values=S, metric="PVI-profile similarity", estimator="pvi",
+                       cost=dict(cost), seed=seed, notes=notes)
+    return m, info, warnings
+
+
 class PVIEstimator:
-    """Task similarity from PVI profiles (see the module docstring).
+    """Task similarity from PVI profiles, outside a run folder (see :class:`PVIAffinity` for ``--estimator pvi``).
 
     Parameters
     ----------
@@ -348,10 +391,8 @@ class PVIEstimator:
     def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "PVIEstimator":
         import time
 
-        from core.affinity import AffinityMatrix
         from core.estimation.backends import get_backend
-        from core.estimation.tasks import TaskSet
-        from core.estimation.training import prepare_taskset, train_multitask
+        from core.estimation.training import prepare_taskset
 
         names = taskset.check_names(tasks) if tasks is not None else taskset.names
         if len(names) < 2:
@@ -359,24 +400,110 @@ class PVIEstimator:
         start = time.perf_counter()
         prepared = prepare_taskset(get_backend(spec.backend, **spec.options), taskset)
         self.profiles_: dict[str, PVIProfile] = {}
-        flops, trainings = 0.0, 0
+        flops = 0.0
         for name in names:
-            model = train_multitask(prepared, [name], spec, seed)
-            null_model = train_multitask(TaskSet([null_task(prepared[name])], name=f"{name} (empty inputs)"),
-                                         [name], spec, seed)
-            flops += model.flops + null_model.flops
-            trainings += 2
-            self.profiles_[name] = profile_from_models(model, null_model, name, self.split,
-                                                       min_examples=self.min_examples, constant_tol=self.constant_tol)
-        profiles = [self.profiles_[n] for n in names]
-        S, self.similarity_info_ = pvi_similarity(profiles, self.rule, alpha=self.alpha)
-        self.warnings_ = [w for p in profiles for w in p.warnings]
-        self.cost_ = {"trainings": trainings, "seconds": time.perf_counter() - start, "flops": flops}
-        rule = ("exp(-W1 / median W1) of the PVI distributions" if self.rule == "wasserstein"
-                else "1 - KS statistic of the PVI distributions")
-        notes = f"similarity = {rule}; mean PVI (bits): " + ", ".join(f"{p.task}={p.mean:.3f}" for p in profiles)
-        if self.warnings_:
-            notes += " | WARNINGS: " + " ; ".join(self.warnings_)
-        self.matrix_ = AffinityMatrix(names=names, values=S, metric="PVI-profile similarity", estimator="pvi",
-                                      cost=self.cost_, seed=seed, notes=notes)
+            self.profiles_[name], _, f = task_profile(prepared, name, spec, seed, self.split,
+                                                      min_examples=self.min_examples, constant_tol=self.constant_tol)
+            flops += f
+        self.cost_ = {"trainings": 2 * len(names), "seconds": time.perf_counter() - start, "flops": flops}
+        self.matrix_, self.similarity_info_, self.warnings_ = pvi_matrix(
+            names, [self.profiles_[n] for n in names], rule=self.rule, alpha=self.alpha, cost=self.cost_, seed=seed)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimation-engine estimator (run folder, store, CLI): ``python -m core estimate --estimator pvi``
+# ---------------------------------------------------------------------------------------------
+from core.estimation.estimators import EstimationContext, Estimator, _require, cost_of, select  # noqa: E402
+from core.estimation.store import Job, JobResult, Score  # noqa: E402
+
+PVI_KIND = "pvi"
+
+
+def pvi_job(min_examples: int, constant_tol: float, payload: Any, job: Job) -> JobResult:
+    """One ``pvi`` job: the PVI profile of the job's single task (two trainings), stored as artifacts.
+
+    Its score is the real-input model's score on ``job.split`` (the single-task score); the artifacts
+    hold the per-example PVI values (bits, split order), the warnings and the profile info.
+    Picklable via ``functools.partial``.
+    """
+    import time
+
+    from core.estimation.training import _evaluate, perf
+
+    (name,) = job.subset
+    start = time.perf_counter()
+    profile, model, flops = task_profile(payload.taskset, name, payload.spec, job.seed, job.split,
+                                         min_examples=min_examples, constant_tol=constant_tol)
+    score, f_eval = _evaluate(model, name, job.split)
+    task = payload.taskset[name]
+    return JobResult(job=job, scores={name: Score(metric=float(score.metric), loss=float(score.loss),
+                                                  perf=perf(task, score), n=int(score.n))},
+                     seconds=time.perf_counter() - start, flops=flops + f_eval, steps=int(model.steps),
+                     artifacts={"pvi": [float(v) for v in profile.values], "warnings": list(profile.warnings),
+                                "info": _plain_info(profile.info)})
+
+
+def _plain_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()}
+
+
+class PVIAffinity(Estimator):
+    """PVI grouping as an estimator of the engine: ``--estimator pvi``.
+
+    One job of kind ``pvi`` per task and seed (two trainings each: real and empty inputs) computes
+    the task's per-example PVI on the run's split; ``fit`` averages each example's PVI over seeds
+    and turns the profiles into the similarity matrix ``pvi`` (see the module docstring). It is a
+    similarity of difficulty profiles, not a measured transfer: symmetric, unit diagonal.
+
+    Options: ``rule`` (wasserstein | ks), ``min_examples``, ``constant_tol``, ``alpha``.
+    Results: ``matrices_`` (``pvi``), ``profiles_``, ``warnings_``, ``similarity_info_``, ``cost_``
+    (``trainings`` counts both models of every task).
+    """
+
+    name = "pvi"
+    defaults: ClassVar[dict[str, Any]] = {"rule": "wasserstein", "min_examples": 20, "constant_tol": 1e-6,
+                                          "alpha": 0.05}
+
+    def validate(self, ctx: EstimationContext) -> None:
+        o = self.options
+        if o["rule"] not in RULES:
+            raise InvalidInputError(f"rule {o['rule']!r} is not one of {', '.join(RULES)}.")
+        if isinstance(o["min_examples"], bool) or not isinstance(o["min_examples"], int) or o["min_examples"] < 2:
+            raise InvalidInputError(f"min_examples={o['min_examples']!r} must be an integer >= 2.")
+        if not 0 < float(o["alpha"]) < 1:
+            raise InvalidInputError(f"alpha={o['alpha']!r} must be between 0 and 1.")
+        if len(ctx.names) < 2:
+            raise InvalidInputError("PVI grouping needs at least 2 tasks.")
+
+    def jobs(self, ctx: EstimationContext, outcomes: Any) -> list[Job]:
+        return [Job((v,), seed, ctx.split, kind=PVI_KIND) for seed in ctx.seeds for v in ctx.names]
+
+    def runner(self):
+        import functools
+
+        return functools.partial(pvi_job, int(self.options["min_examples"]), float(self.options["constant_tol"]))
+
+    def fit(self, ctx: EstimationContext, outcomes: Any) -> "PVIAffinity":
+        jobs = self.jobs(ctx, outcomes)
+        rows = select(outcomes, ctx, jobs)
+        _require(rows, jobs, "pvi")
+        self.profiles_: dict[str, PVIProfile] = {}
+        for name in ctx.names:
+            mine = rows[rows["subset"].map(lambda s: s == (name,))]
+            runs = [a for _, a in sorted(zip(mine["seed"], mine["artifacts"]), key=lambda x: x[0])]
+            sizes = {len(a["pvi"]) for a in runs}
+            if len(sizes) != 1:
+                raise InvalidInputError(f"pvi: task {name!r} has PVI profiles of different lengths {sorted(sizes)} "
+                                        "across seeds; the runs must score the same split.")
+            values = np.mean([np.asarray(a["pvi"], dtype=np.float64) for a in runs], axis=0)
+            warnings = tuple(dict.fromkeys(w for a in runs for w in a.get("warnings", [])))
+            self.profiles_[name] = PVIProfile(task=name, values=values, targets=np.empty(0), warnings=warnings,
+                                              info=runs[0].get("info", {}))
+        self.cost_ = {**cost_of(rows), "trainings": 2 * len(jobs)}
+        seeds = f"; per-example PVI averaged over seeds {list(ctx.seeds)}, on the {ctx.split} split"
+        main, self.similarity_info_, self.warnings_ = pvi_matrix(
+            ctx.names, [self.profiles_[n] for n in ctx.names], rule=self.options["rule"],
+            alpha=float(self.options["alpha"]), cost=self.cost_, seed=ctx.seeds[0], extra_notes=seeds)
+        self.matrices_ = {self.name: main}
         return self

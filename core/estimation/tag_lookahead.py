@@ -150,8 +150,35 @@ class LookaheadAffinity:
         self.steps_ += 1
 
 
+def lookahead_training(prepared: Any, names: Sequence[str], spec: Any, seed: int, *, every: int,
+                       lr: float | None = None) -> tuple[Any, LookaheadAffinity, float]:
+    """One multitask training of ``names`` with the lookahead hook; returns ``(model, hook, flops)``.
+
+    ``flops`` is the training's plus the lookahead passes: per lookahead step, n source
+    forward+backward passes, n x n target forwards and n "before" forwards, each counted as a
+    third of a training step's cost per task.
+    """
+    from core.estimation.backends import get_backend
+    from core.estimation.training import train_multitask
+
+    backend = get_backend(spec.backend, **spec.options)
+    kinds = {n: prepared[n].kind for n in names}
+    hook = LookaheadAffinity(names, kinds, every=every, lr=lr,
+                             loss_fn=lambda t, out, y: backend.loss(prepared[t], out, y).mean())
+    model = train_multitask(prepared, names, spec, seed, hooks=hook)
+    per_train_flops = model.flops / max(model.steps, 1)
+    extra = hook.steps_ * per_train_flops * (1 + (len(names) + 1) / 3)
+    return model, hook, model.flops + extra
+
+
+def _notes(every: int, steps: int, extra: str = "") -> str:
+    return (f"TAG lookahead (Fifty et al. 2021) every {every} steps over {steps} training steps{extra}; SGD "
+            "lookahead on shared (trunk) parameters; diagonal = a task's lookahead on itself")
+
+
 class TAGEstimator:
-    """TAG lookahead affinities from one multitask training of all tasks.
+    """TAG lookahead affinities from one multitask training of all tasks, outside a run folder
+    (see :class:`TAGAffinity` for ``--estimator tag``).
 
     Parameters
     ----------
@@ -166,8 +193,7 @@ class TAGEstimator:
         Row = source, column = target; uncertainty = standard error over lookahead steps.
     hook_ : LookaheadAffinity
     cost_ : dict
-        ``trainings`` (1), ``seconds``, ``flops`` (the training's, plus the lookahead
-        passes counted as 3 x forward per source task and 2 forwards per target).
+        ``trainings`` (1), ``seconds``, ``flops`` (see :func:`lookahead_training`).
     """
 
     name = "tag"
@@ -183,27 +209,123 @@ class TAGEstimator:
 
         from core.affinity import AffinityMatrix
         from core.estimation.backends import get_backend
-        from core.estimation.training import prepare_taskset, train_multitask
+        from core.estimation.training import prepare_taskset
 
         names = taskset.check_names(tasks) if tasks is not None else taskset.names
-        backend = get_backend(spec.backend, **spec.options)
-        prepared = prepare_taskset(backend, taskset)
-        kinds = {n: prepared[n].kind for n in names}
-        hook = LookaheadAffinity(names, kinds, every=self.every, lr=self.lr,
-                                 loss_fn=lambda t, out, y: backend.loss(prepared[t], out, y).mean())
+        prepared = prepare_taskset(get_backend(spec.backend, **spec.options), taskset)
         start = time.perf_counter()
-        model = train_multitask(prepared, names, spec, seed, hooks=hook)
+        model, hook, flops = lookahead_training(prepared, names, spec, seed, every=self.every, lr=self.lr)
         n = len(names)
-        # per lookahead step: n source forward+backward, then n x n target forwards, plus n "before" forwards
-        per_train_flops = model.flops / max(model.steps, 1)
-        extra = hook.steps_ * per_train_flops * (1 + (n + 1) / 3)
         self.hook_ = hook
-        self.cost_ = {"trainings": 1, "seconds": time.perf_counter() - start, "flops": model.flops + extra,
+        self.cost_ = {"trainings": 1, "seconds": time.perf_counter() - start, "flops": flops,
                       "lookahead_steps": hook.steps_}
         self.matrix_ = AffinityMatrix(
             names=names, values=hook.affinity_, metric="lookahead loss reduction 1 - L_j(after)/L_j(before)",
             estimator="tag", cost=self.cost_, seed=seed, uncertainty=hook.uncertainty_,
-            counts=np.full((n, n), hook.steps_, dtype=float),
-            notes=f"TAG lookahead (Fifty et al. 2021) every {self.every} steps over {model.steps} steps; SGD lookahead "
-                  f"on shared (trunk) parameters.")
+            counts=np.full((n, n), hook.steps_, dtype=float), notes=_notes(self.every, model.steps))
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimation-engine estimator (run folder, store, CLI): ``python -m core estimate --estimator tag``
+# ---------------------------------------------------------------------------------------------
+from typing import ClassVar  # noqa: E402
+
+from core.estimation.estimators import EstimationContext, Estimator, _require, cost_of, select  # noqa: E402
+from core.estimation.store import Job, JobResult, Score  # noqa: E402
+
+TAG_KIND = "tag"
+
+
+def _nan_to_none(a: np.ndarray) -> list:
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, dtype=float)]
+
+
+def tag_job(every: int, lr: float | None, payload: Any, job: Job) -> JobResult:
+    """One ``tag`` job: train ``job.subset`` together once with the lookahead hook.
+
+    Scores: every task's score on ``job.split`` after the training (the all-tasks multitask score).
+    Artifacts: ``affinity`` (n x n, ``job.subset`` order), ``uncertainty`` (standard error over
+    lookahead steps; null where undefined) and ``lookahead_steps``. Picklable via ``functools.partial``.
+    """
+    import time
+
+    from core.estimation.training import _evaluate, perf
+
+    start = time.perf_counter()
+    model, hook, flops = lookahead_training(payload.taskset, job.subset, payload.spec, job.seed, every=every, lr=lr)
+    scores = {}
+    for name in job.subset:
+        s, f = _evaluate(model, name, job.split)
+        flops += f
+        scores[name] = Score(metric=float(s.metric), loss=float(s.loss), perf=perf(payload.taskset[name], s), n=int(s.n))
+    return JobResult(job=job, scores=scores, seconds=time.perf_counter() - start, flops=flops, steps=int(model.steps),
+                     artifacts={"tasks": list(job.subset), "affinity": _nan_to_none(hook.affinity_),
+                                "uncertainty": _nan_to_none(hook.uncertainty_), "lookahead_steps": hook.steps_,
+                                "training_steps": int(model.steps)})
+
+
+class TAGAffinity(Estimator):
+    """TAG lookahead affinity as an estimator of the engine: ``--estimator tag``.
+
+    One job of kind ``tag`` per seed: a single multitask training of all tasks during which the
+    lookahead hook records ``Z[i, j] = 1 - L_j(after a step on i) / L_j(before)`` every ``every``
+    steps. ``fit`` averages the stored matrices over seeds (uncertainty: standard error across
+    seeds, or over lookahead steps with one seed).
+
+    Options: ``every`` (lookahead interval, default 5), ``lr`` (lookahead SGD rate; default the
+    trainer's). Results: ``matrices_`` (``tag``), ``cost_`` (one training per seed, lookahead
+    FLOPs included).
+    """
+
+    name = "tag"
+    defaults: ClassVar[dict[str, Any]] = {"every": 5, "lr": None}
+
+    def validate(self, ctx: EstimationContext) -> None:
+        e, lr = self.options["every"], self.options["lr"]
+        if isinstance(e, bool) or not isinstance(e, int) or e < 1:
+            raise InvalidInputError(f"every={e!r} must be an integer >= 1 (lookahead interval in training steps).")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+            raise InvalidInputError(f"lr={lr!r} must be a number > 0 (or left out: the trainer's rate).")
+        if len(ctx.names) < 2:
+            raise InvalidInputError(f"TAG lookahead needs at least 2 tasks, got {len(ctx.names)}.")
+
+    def jobs(self, ctx: EstimationContext, outcomes: Any) -> list[Job]:
+        return [Job(ctx.names, seed, ctx.split, kind=TAG_KIND) for seed in ctx.seeds]
+
+    def runner(self):
+        import functools
+
+        lr = self.options["lr"]
+        return functools.partial(tag_job, int(self.options["every"]), None if lr is None else float(lr))
+
+    def fit(self, ctx: EstimationContext, outcomes: Any) -> "TAGAffinity":
+        from core.affinity import AffinityMatrix
+
+        jobs = self.jobs(ctx, outcomes)
+        rows = select(outcomes, ctx, jobs)
+        _require(rows, jobs, "tag")
+        per_seed = rows.drop_duplicates(["seed"]).sort_values("seed")
+        arts = list(per_seed["artifacts"])
+        for a in arts:
+            if list(a.get("tasks", [])) != list(ctx.names):
+                raise InvalidInputError(f"tag: a stored lookahead matrix is over tasks {a.get('tasks')}, not the "
+                                        f"run's {list(ctx.names)}.")
+        mats = np.array([np.array(a["affinity"], dtype=float) for a in arts])
+        values = mats.mean(axis=0)
+        if len(arts) > 1:
+            unc = mats.std(axis=0, ddof=1) / np.sqrt(len(arts))
+            how = f"mean over seeds {list(ctx.seeds)}; uncertainty = standard error across seeds"
+        else:
+            unc = np.array(arts[0]["uncertainty"], dtype=float)  # JSON null -> NaN
+            how = f"seed {ctx.seeds[0]}; uncertainty = standard error over lookahead steps"
+        steps = sum(int(a["lookahead_steps"]) for a in arts)
+        self.cost_ = {**cost_of(rows), "lookahead_steps": steps}
+        n = len(ctx.names)
+        main = AffinityMatrix(
+            names=ctx.names, values=values, metric="lookahead loss reduction 1 - L_j(after)/L_j(before)",
+            estimator=self.name, cost=self.cost_, seed=ctx.seeds[0], uncertainty=unc,
+            counts=np.full((n, n), float(steps)),
+            notes=_notes(int(self.options["every"]), int(arts[0]["training_steps"]), f"; {how}"))
+        self.matrices_ = {self.name: main}
         return self
