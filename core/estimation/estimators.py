@@ -21,7 +21,7 @@ result store, the executors and ``python -m core estimate``)::
 * ``ctx`` is an :class:`EstimationContext`: task ``names`` (task-set order), ``seeds``, ``split``.
 * ``outcomes`` is :meth:`core.estimation.store.ResultStore.outcomes`: one row per stored
   (kind, subset, task, seed, split) with ``perf`` (higher is better), ``metric``, ``loss``,
-  ``seconds``, ``flops``; an empty frame at the start.
+  ``seconds``, ``flops`` and the job's ``artifacts`` (dict); an empty frame at the start.
 * Rounds: the orchestrator calls ``jobs`` and runs those not yet stored, then calls ``jobs``
   again with the new outcomes, until every job ``jobs`` returns is stored. A static estimator
   returns the same list every time; an adaptive one returns more jobs as outcomes arrive. Since
@@ -29,10 +29,14 @@ result store, the executors and ``python -m core estimate``)::
 * Everything random (subset sampling) is seeded by options, so ``jobs`` is deterministic;
   ``fit`` must be order-independent (``outcomes`` arrives sorted).
 * A job of another ``kind`` than ``"train"`` runs the estimator's own ``runner``; its
-  :class:`~core.estimation.store.JobResult` may carry JSON ``artifacts`` stored with it.
+  :class:`~core.estimation.store.JobResult` may carry JSON ``artifacts`` stored with it, which
+  ``fit`` reads back from the ``artifacts`` column of ``outcomes`` (e.g. TAG's lookahead matrix,
+  PVI's per-example values). A job needs at least one score to appear in ``outcomes``.
 
 Built-in estimators: ``single`` (single-task baselines), ``pairwise`` (exhaustive pairs),
-``higher-order`` (sampled subsets), ``true`` (full retraining on chosen subsets, the reference).
+``higher-order`` (sampled subsets), ``true`` (full retraining on chosen subsets, the reference);
+loaded on first use: ``adaptive`` (adaptive cluster building), ``pvi`` (PVI-profile similarity),
+``tag`` (TAG lookahead during one training), ``gradtag`` (Grad-TAG linearised estimates).
 Affinity orientation: ``values[u, v]`` = effect of source ``u`` on target ``v`` (higher is better).
 """
 from __future__ import annotations
@@ -496,3 +500,7 @@ register("single", SingleTask)
 register("pairwise", Pairwise)
 register("higher-order", HigherOrder)
 register("true", TrueAffinity)
+register_lazy("adaptive", "core.estimation.adaptive:AdaptiveEstimator")
+register_lazy("pvi", "core.estimation.pvi:PVIAffinity")
+register_lazy("tag", "core.estimation.tag_lookahead:TAGAffinity")
+register_lazy("gradtag", "core.gradtag.estimator:GradTAGEstimator")

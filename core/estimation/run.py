@@ -294,7 +294,7 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
     finally:
         try:
             store.export_csv(out / RESULTS_CSV)
-            _update_cost(manifest, store, wall_before, started)
+            _update_cost(manifest, store, wall_before, started, est if status == "complete" else None)
             manifest["status"] = status
             manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
             manifest["events"].append({"time": _now(), "event": status})
@@ -306,8 +306,14 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
     return load_run(out)
 
 
-def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: float, started: float) -> None:
+def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: float, started: float,
+                 fitted: Estimator | None = None) -> None:
     cost = store.cost()
+    trainings = (getattr(fitted, "cost_", None) or {}).get("trainings")
+    if trainings is not None and trainings != cost["trainings"]:
+        # the estimator knows better what a job costs (PVI: two trainings per job; Grad-TAG: estimates, not
+        # trainings); the stored job count stays beside it
+        cost["jobs"], cost["trainings"] = cost["trainings"], int(trainings)
     cost["wall_seconds"] = wall_before + (time.monotonic() - started)
     if cost["flops"] != cost["flops"]:
         cost["flops"] = None

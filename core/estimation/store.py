@@ -195,14 +195,18 @@ class ResultStore:
     def outcomes(self) -> pd.DataFrame:
         """Every stored score joined with its job's cost, sorted (so aggregation order never varies).
 
-        Columns: kind, subset (tuple of names), task, seed, split, metric, loss, perf, n, seconds, flops, steps.
+        Columns: kind, subset (tuple of names), task, seed, split, metric, loss, perf, n, seconds, flops, steps,
+        artifacts (the job's JSON artifacts as a dict, ``{}`` when none; every score row of a job shares it, so
+        an estimator whose jobs return values that are not scores, e.g. a whole matrix, reads them in ``fit``).
         """
         df = pd.read_sql_query(
             "SELECT s.kind, s.subset, s.task, s.seed, s.split, s.metric, s.loss, s.perf, s.n, "
-            "j.seconds, j.flops, j.steps FROM scores s JOIN jobs j "
+            "j.seconds, j.flops, j.steps, j.artifacts FROM scores s JOIN jobs j "
             "ON s.kind = j.kind AND s.subset = j.subset AND s.seed = j.seed AND s.split = j.split "
             "ORDER BY s.kind, s.subset, s.seed, s.split, s.task", self._conn)
         df["subset"] = df["subset"].map(parse_subset)
+        parsed = {a: json.loads(a) for a in set(df["artifacts"]) if a}  # one parse per job, shared by its rows
+        df["artifacts"] = [parsed[a] if a else {} for a in df["artifacts"]]
         return df
 
     def cost(self) -> dict[str, float]:

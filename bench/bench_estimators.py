@@ -1,0 +1,305 @@
+"""Which estimator to trust: every affinity estimator on the same tasks, scored against measured pairwise transfer.
+
+    PYTHONPATH=. python bench/bench_estimators.py [--only planted,text] [--work DIR] [--k 3]
+
+For each task set (sample_data/configs/planted.yaml: 9 planted regression tasks in 3 groups;
+sample_data/configs/text.yaml: 10 real text tasks, MiniLM embeddings + MLP):
+
+* reference: exhaustive pairwise transfer T[u, v] = perf_v({u, v}) - perf_v({v}), mean of 3 seeds
+  ("measured negative transfer" = T < 0 by at least 2 standard errors across those seeds);
+* every estimator (pairwise with 1 seed, higher-order, tag, pvi, adaptive, gradtag), one seed, via
+  ``run_estimation`` (the same run folder, store and cost accounting as ``python -m core estimate``);
+* per estimator: Spearman with the reference (off-diagonal entries, and per target); precision / recall
+  of the measured negatives (by the estimator's sign where it has one; and "P@m": its m lowest
+  per-target-centred entries, m = number of measured negatives, for every estimator); the SDP grouping
+  into k groups of its matrix (diagonal zeroed, per-target centred, symmetrised) and that grouping's
+  *measured* multitask performance (one model per group, ``train_and_evaluate``, test split, 3 seeds,
+  mean over tasks, as the change over single-task training); its cost (trainings, seconds, FLOPs);
+* adaptive vs uniform higher-order: grouping quality (planted: adjusted Rand index with the planted
+  groups; text: the reference's average density of the grouping, as a fraction of the reference's own
+  grouping) against trainings, uniform curve from prefixes of the higher-order run's subsets.
+
+Runs and group trainings are kept in --work (default runs/bench-estimators, git-ignored) and reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+
+from bench.report import markdown_table, write_section  # noqa: E402
+from core.errors import TaskAffinityError  # noqa: E402
+from core.estimation.compare import agreement  # noqa: E402
+from core.estimation.config import load_run_config  # noqa: E402
+from core.estimation.estimators import EstimationContext, get_estimator  # noqa: E402
+from core.estimation.run import run_estimation  # noqa: E402
+from core.estimation.store import ResultStore  # noqa: E402
+from core.grouping.estimators import group  # noqa: E402
+from core.grouping.objective import average_density  # noqa: E402
+from core.preprocess import Preprocessing  # noqa: E402
+from core.runfolder import MANIFEST, RESULTS_DB  # noqa: E402
+
+CONFIGS = ROOT / "sample_data" / "configs"
+PRE = Preprocessing(diagonal="zero", transform="center", symmetrize=True)
+ESTIMATORS = ("pairwise", "higher-order", "tag", "pvi", "adaptive", "gradtag")
+EVAL_SEEDS = (0, 1, 2)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cfg, out: Path, estimator, **kw):
+    return run_estimation(cfg, out=out, estimator=estimator, resume=(out / MANIFEST).is_file(), **kw)
+
+
+def centred(values: np.ndarray) -> np.ndarray:
+    n = values.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    col_mean = np.array([values[off[:, j], j].mean() for j in range(n)])
+    return values - col_mean[None, :]
+
+
+def negatives(est: np.ndarray, truth: np.ndarray, signed: bool) -> dict:
+    """Precision/recall of the measured negatives ``truth`` (bool, off-diagonal) by sign and at matched count."""
+    n = est.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    m = int(truth[off].sum())
+    out = {"measured negatives": m}
+    if signed:
+        pred = (est < 0) & off
+        tp = int((pred & truth).sum())
+        out["sign precision"] = tp / pred.sum() if pred.sum() else float("nan")
+        out["sign recall"] = tp / m if m else float("nan")
+        out["predicted negatives"] = int(pred.sum())
+    else:
+        out["sign precision"] = out["sign recall"] = float("nan")
+        out["predicted negatives"] = "no sign"
+    c = centred(est)[off]
+    lowest = np.zeros(off.sum(), dtype=bool)
+    lowest[np.argsort(c, kind="stable")[:m]] = True
+    out["P@m"] = float((lowest & truth[off]).sum() / m) if m else float("nan")
+    return out
+
+
+class GroupEvaluator:
+    """Measured multitask performance of a grouping: one model per group, test split, cached on disk."""
+
+    def __init__(self, cfg, path: Path):
+        from core.estimation.backends import get_backend
+        from core.estimation.training import prepare_taskset
+
+        self.cfg, self.path = cfg, path
+        self.taskset = prepare_taskset(get_backend(cfg.spec.backend, **dict(cfg.spec.options)), cfg.taskset)
+        self.cache = json.loads(path.read_text()) if path.is_file() else {}
+        self.trainings = 0
+
+    def perf(self, grp: tuple[str, ...], seed: int) -> dict[str, float]:
+        from core.estimation.training import perf, train_and_evaluate
+
+        key = f"{'|'.join(sorted(grp))}#{seed}"
+        if key not in self.cache:
+            out = train_and_evaluate(self.taskset, grp, self.cfg.spec, seed, split="test")
+            self.cache[key] = {t: perf(self.taskset[t], s) for t, s in out.scores.items()}
+            self.path.write_text(json.dumps(self.cache))
+            self.trainings += 1
+        return self.cache[key]
+
+    def score(self, groups: list[list[str]]) -> np.ndarray:
+        """Per-seed mean test perf over all tasks."""
+        return np.array([np.mean([p for g in groups for p in self.perf(tuple(g), s).values()]) for s in EVAL_SEEDS])
+
+
+def grouping(matrix, k: int) -> list[list[str]]:
+    return [list(g) for g in group(matrix, k, method="sdp", preprocessing=PRE).groups]
+
+
+def labels_of(groups: list[list[str]], names) -> np.ndarray:
+    where = {t: i for i, g in enumerate(groups) for t in g}
+    return np.array([where[t] for t in names])
+
+
+def ref_objective(ref, groups) -> float:
+    S = PRE.apply(ref).values
+    return float(average_density(S, labels_of(groups, ref.names)))
+
+
+def truth_labels(names) -> np.ndarray | None:
+    if all("_" in n and n.startswith("g") for n in names):
+        return np.array([int(n.split("_")[0][1:]) for n in names])
+    return None
+
+
+def quality(ref, groups, names, best_ref: float) -> float:
+    truth = truth_labels(names)
+    if truth is not None:
+        return float(adjusted_rand_score(truth, labels_of(groups, names)))
+    return ref_objective(ref, groups) / best_ref
+
+
+def bench_taskset(name: str, work: Path, k: int, data: dict) -> tuple[list, list, str]:
+    cfg = load_run_config(CONFIGS / f"{name}.yaml")
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"{name}: reference pairwise (3 seeds)")
+    ref_run = run(cfg, folder / "pairwise-3seeds", "pairwise", seeds=list(EVAL_SEEDS))
+    ref = ref_run.main
+    names, n = ref.names, ref.n
+    off = ~np.eye(n, dtype=bool)
+    z = np.where(off, ref.values / np.where(ref.uncertainty > 0, ref.uncertainty, np.nan), 0.0)
+    truth_neg = off & (ref.values < 0) & (np.nan_to_num(z) <= -2)
+    evaluator = GroupEvaluator(cfg, folder / "group_perf.json")
+    single = evaluator.score([[t] for t in names])
+    together = evaluator.score([list(names)])
+    ref_groups = grouping(ref, k)
+    best_ref = ref_objective(ref, ref_groups)
+    truth = truth_labels(names)
+
+    rows, curve, runs = [], [], {}
+    for est_name in ESTIMATORS:
+        log(f"{name}: {est_name}")
+        t0 = time.time()
+        try:
+            r = run(cfg, folder / est_name, est_name, seeds=[0])
+        except TaskAffinityError as exc:
+            rows.append({"estimator": est_name, "note": f"failed: {exc}"})
+            continue
+        runs[est_name] = r
+        m = r.main
+        a = agreement(m, ref)
+        signed = est_name not in ("pvi", "adaptive")  # similarity / raw means: no meaningful zero
+        neg = negatives(m.subset(names).values, truth_neg, signed)
+        groups = grouping(m, k)
+        perf = evaluator.score(groups)
+        cost = r.manifest["cost"]
+        row = {"estimator": est_name, "Spearman": a["spearman"], "per-target Spearman": a["spearman_per_target"],
+               "neg. precision": neg["sign precision"], "neg. recall": neg["sign recall"], "neg. P@m": neg["P@m"],
+               "grouping": " / ".join(",".join(g) for g in groups),
+               "MTL gain vs single": float((perf - single).mean()),
+               "± (seeds)": float((perf - single).std(ddof=1) / np.sqrt(len(EVAL_SEEDS))),
+               "ref. objective": ref_objective(ref, groups) / best_ref,
+               "trainings": int(cost["trainings"]), "train s": float(cost["seconds"]),
+               "GFLOPs": float(cost["flops"] or float("nan")) / 1e9}
+        if truth is not None:
+            row["ARI (planted)"] = float(adjusted_rand_score(truth, labels_of(groups, names)))
+        rows.append(row)
+        data.setdefault(name, {})[est_name] = {**row, "agreement": a, "negatives": neg, "groups": groups,
+                                               "mtl_perf": perf.tolist(), "values": m.values.tolist(),
+                                               "notes": m.notes, "cost": cost, "wall_s": time.time() - t0}
+    # adaptive's own clusters (its natural output; their count is its own)
+    if "adaptive" in runs:
+        est = get_estimator("adaptive")
+        with ResultStore.open(folder / "adaptive" / RESULTS_DB) as st:
+            est.fit(EstimationContext(names=names, seeds=(0,), split="val"), st.outcomes())
+        own = [list(c) for c in est.clusters_] + [[t] for t in est.unplaced_]
+        perf = evaluator.score(own)
+        row = {"estimator": f"adaptive (own {len(own)} clusters)", "grouping": " / ".join(",".join(g) for g in own),
+               "MTL gain vs single": float((perf - single).mean()),
+               "± (seeds)": float((perf - single).std(ddof=1) / np.sqrt(len(EVAL_SEEDS))),
+               "ref. objective": ref_objective(ref, own) / best_ref, "trainings": rows[ESTIMATORS.index("adaptive")].get("trainings")}
+        if truth is not None:
+            row["ARI (planted)"] = float(adjusted_rand_score(truth, labels_of(own, names)))
+        rows.append(row)
+        data[name]["adaptive_own"] = {**row, "groups": own, "log": est.log_}
+    rows.append({"estimator": "(all tasks in one model)", "MTL gain vs single": float((together - single).mean()),
+                 "± (seeds)": float((together - single).std(ddof=1) / np.sqrt(len(EVAL_SEEDS)))})
+    data[name]["single_task_test_perf"] = single.tolist()
+    data[name]["reference"] = {"values": ref.values.tolist(), "names": list(names), "cost": ref_run.manifest["cost"],
+                               "groups": ref_groups, "measured_negatives": int(truth_neg.sum())}
+
+    # adaptive vs uniform higher-order: grouping quality against trainings
+    curve = adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs)
+    data[name]["adaptive_vs_uniform"] = curve
+    head = (f"**{name}** ({n} tasks: {', '.join(names)}); k = {k}; reference = pairwise, 3 seeds "
+            f"({ref_run.manifest['cost']['trainings']} trainings), {int(truth_neg.sum())} measured negative transfers "
+            f"(T < 0 by >= 2 standard errors) of {n * (n - 1)} ordered pairs; single-task test perf "
+            f"{single.mean():.4g} (mean over tasks and seeds); {evaluator.trainings} group trainings this run.")
+    return rows, curve, head
+
+
+def adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs) -> list[dict]:
+    ctx = EstimationContext(names=names, seeds=(0,), split="val")
+    out = []
+    if "higher-order" in runs:
+        ho = get_estimator("higher-order")
+        subsets = ho.subset_list(ctx)
+        with ResultStore.open(folder / "higher-order" / RESULTS_DB) as st:
+            outcomes = st.outcomes()
+        for m in sorted({max(3, len(subsets) // 4), len(subsets) // 2, 3 * len(subsets) // 4, len(subsets)}):
+            try:
+                est = get_estimator("true", subsets=[list(s) for s in subsets[:m]], baseline="none")
+                est.validate(ctx)
+                est.fit(ctx, outcomes)
+            except TaskAffinityError as exc:
+                out.append({"sampler": "uniform", "trainings": m, "note": str(exc)[:80]})
+                continue
+            out.append({"sampler": "uniform higher-order", "trainings": m,
+                        "quality": quality(ref, grouping(est.main_, k), names, best_ref)})
+    if "adaptive" in runs:
+        full = runs["adaptive"].manifest["cost"]["trainings"]
+        with ResultStore.open(folder / "adaptive" / RESULTS_DB) as st:
+            outcomes = st.outcomes()
+        for budget in sorted({max(6, full // 3), full // 2, 2 * full // 3, None}, key=lambda b: b or 10 ** 9):
+            est = get_estimator("adaptive", budget=budget)
+            try:
+                est.fit(ctx, outcomes)  # smaller budgets replay a prefix of the full run's requests
+            except TaskAffinityError:
+                r = run(cfg, folder / f"adaptive-budget{budget}", est, seeds=[0])
+                with ResultStore.open(r.path / RESULTS_DB) as st:
+                    est.fit(ctx, st.outcomes())
+            own = [list(c) for c in est.clusters_] + [[t] for t in est.unplaced_]
+            out.append({"sampler": f"adaptive (budget {budget or 'none'})", "trainings": int(est.cost_["trainings"]),
+                        "quality": quality(ref, grouping(est.main_, k), names, best_ref),
+                        "quality (own clusters)": quality(ref, own, names, best_ref),
+                        "unplaced": len(est.unplaced_)})
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="planted,text")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-estimators")
+    p.add_argument("--k", type=int, default=3)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.time()
+    data, body = {}, []
+    cols = ["estimator", "Spearman", "per-target Spearman", "neg. precision", "neg. recall", "neg. P@m", "grouping",
+            "MTL gain vs single", "± (seeds)", "ref. objective", "ARI (planted)", "trainings", "train s", "GFLOPs"]
+    for name in args.only.split(","):
+        rows, curve, head = bench_taskset(name, args.work, args.k, data)
+        use = [c for c in cols if any(c in r for r in rows)]
+        planted = truth_labels(data[name]["reference"]["names"]) is not None
+        qual = "ARI with the planted groups" if planted else "reference objective / best"
+        body.append(head + "\n\n" + markdown_table(rows, use, floatfmt=".3g")
+                    + f"\n*Adaptive vs uniform higher-order on {name}* (quality = {qual} of the SDP k={args.k} "
+                      "grouping of the estimate; adaptive also with its own clusters):\n\n"
+                    + markdown_table(curve, ["sampler", "trainings", "quality", "quality (own clusters)", "unplaced"],
+                                     floatfmt=".3g"))
+    data["wall_seconds"] = time.time() - start
+    text = ("Columns: Spearman with the 3-seed pairwise reference (off-diagonal; per target = mean over targets); "
+            "neg. precision / recall of the measured negatives by the estimate's sign (blank: the estimate has no "
+            "meaningful zero: PVI is a similarity, adaptive holds raw means); neg. P@m = share of measured negatives "
+            "among the estimate's m lowest per-target-centred entries; grouping = SDP into k groups of the estimate "
+            "(diagonal zeroed, per-target centred, symmetrised); MTL gain vs single = measured mean test perf of "
+            "that grouping (one model per group) minus single-task training (perf: accuracy for text, -MSE for "
+            "planted), mean over 3 seeds, ± its standard error; ref. objective = the reference's average density "
+            "of the grouping / of the reference's own grouping; cost = the estimator's run (one seed).\n\n"
+            + "\n\n".join(body) + f"\n\nWall time {data['wall_seconds']:.0f} s.")
+    print(text)
+    write_section(name="estimators", title="Which estimator to trust: all estimators vs measured pairwise transfer",
+                  command=f"PYTHONPATH=. python bench/bench_estimators.py --only {args.only} --k {args.k}",
+                  body_md=text, data=data)
+
+
+if __name__ == "__main__":
+    main()
