@@ -15,7 +15,6 @@ from core.grouping_export import grouping_json, groups_csv
 from core.heatmap_order import aggregate, order_by_groups, transfer_in_out
 from core.heatmap_svg import heatmap_svg
 from core.preprocess import Preprocessing
-from core.regroup import ReroundedSDPGrouping, solver_details
 from core.report import ReportInput, to_html, to_markdown
 from core.run_jobs import JobManager, RunJob
 from core.run_roots import discover_runs, resolve_within
@@ -76,10 +75,19 @@ def test_rerounding_matches_a_fresh_sdp_fit(case, c):
     pre = Preprocessing(transform="center")
     fresh = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix)
     base = SDPGrouping(3, c=1.0, solver="cvxpy", preprocessing=pre).fit(case.matrix)
-    again = ReroundedSDPGrouping(3, X=base.X_, sdp_value=base.sdp_value_, c=c, preprocessing=pre,
-                                 solver_details=solver_details(base)).fit(case.matrix)
+    again = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix, solution=base.solution_)
+    assert again.details_["reused_solution"] and not fresh.details_["reused_solution"]
     assert again.labels_.tolist() == fresh.labels_.tolist()
     assert again.result().gap == pytest.approx(fresh.result().gap, abs=1e-4)
+    assert again.details_["solver"] == fresh.details_["solver"]
+
+
+def test_a_solution_for_another_problem_is_refused(case):
+    base = SDPGrouping(3, solver="cvxpy").fit(case.matrix)
+    with pytest.raises(InvalidInputError, match="k = 3.*k = 4"):
+        SDPGrouping(4).fit(case.matrix, solution=base.solution_)
+    with pytest.raises(InvalidInputError, match="SDPSolution"):
+        SDPGrouping(3).fit(case.matrix, solution=base.X_)
 
 
 def test_compare_and_export(case):
