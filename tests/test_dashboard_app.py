@@ -151,3 +151,31 @@ def test_runs_page_lists_sample_runs(monkeypatch):
     _no_exception(at)
     past = [d.value for d in at.dataframe if "run" in d.value.columns]
     assert past and any(str(r).endswith("planted-200") for r in past[0]["run"])
+
+
+def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path):
+    from core.run_jobs import manager
+    from test_dashboard_runs import tiny_config, wait  # pytest puts tests/ on sys.path
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    cfg = tiny_config(tmp_path)
+    at = _app(monkeypatch, roots=str(root))
+    at.switch_page("pages/runs.py").run()
+    _no_exception(at)
+    at.selectbox(key="launch.config").set_value("other config file…")
+    at.text_input(key="launch.other").set_value(str(cfg))
+    at.text_input(key="launch.name").set_value("tiny")
+    next(b for b in at.button if b.label == "Start").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job = next(j for j in manager().jobs.values() if Path(j.out) == root / "tiny")
+    assert wait(job).status == "complete"
+    at.run()
+    past = next(d.value for d in at.dataframe if "run" in d.value.columns)
+    row = past[past["run"] == "runs/tiny"].iloc[0]
+    assert row["status"] == "complete" and row["trainings"] == 10 and row["seconds"] > 0
+    # The same name again is refused with a message, and nothing else is written.
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert any("already holds a run" in e.value for e in at.error)
+    assert sorted(p.name for p in root.iterdir()) == ["tiny"]
