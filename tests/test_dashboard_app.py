@@ -122,6 +122,15 @@ def test_good_upload_is_shown_and_large_matrix_is_aggregated(monkeypatch):
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
     assert any("block means" in i.value for i in at.info)
+    # 400 tasks: the page opens on spectral; an SDP asked for is solved only after the button, spectral meanwhile.
+    at.switch_page("pages/grouping.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="w.method").value == "spectral" and at.checkbox(key="w.auto_k").disabled
+    at.selectbox(key="w.method").set_value("sdp").run()
+    _no_exception(at)
+    assert any("runs only when you ask" in i.value for i in at.info)
+    assert any(b.key == "solve_sdp" for b in at.button) and any("(Spectral)" in s.value for s in at.subheader)
+    assert "sdp" not in at.multiselect(key="w.compare").value
 
 
 def test_unknown_run_folder_is_a_message(monkeypatch, tmp_path):
