@@ -188,3 +188,16 @@ def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path)
     next(b for b in at.button if b.label == "Start").click().run()
     assert any("already holds a run" in e.value for e in at.error)
     assert sorted(p.name for p in root.iterdir()) == ["tiny"]
+
+
+def test_benchmarks_page_charts_the_saved_results(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/benchmarks.py").run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    charts = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    titles = {k: v["layout"]["title"]["text"] for k, v in charts.items()}
+    assert "Exact recovery" in titles["bench.chart.recovery.0"]
+    assert "solve time" in titles["bench.chart.sdp_scaling.0"]
+    assert charts["bench.chart.sdp_scaling.0"]["layout"]["yaxis"]["type"] == "log"
+    assert "Agreement with the pairwise" in titles["bench.chart.estimation.0"]

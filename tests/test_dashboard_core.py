@@ -131,3 +131,25 @@ def test_run_job_reports_a_bad_config_as_failed(tmp_path):
     snap = job.snapshot()
     assert snap.status == "failed" and snap.error and snap.finished is not None
     assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_bench_charts_from_the_saved_results():
+    from ui.bench_figures import charts_for
+
+    results = {r.name: r for r in load_results()}
+    scaling = charts_for("sdp_scaling", results["sdp_scaling"].data)[0][1]
+    solvers = {t.name.split(",")[0] for t in scaling.data}
+    assert solvers == {"torch (first-order)", "cvxpy + SCS"} and scaling.layout.xaxis.type == "log"
+    n_points = sum(len(t.x) for t in scaling.data)
+    rows = results["sdp_scaling"].data
+    assert n_points == sum(isinstance(r.get(c), (int, float)) for r in rows for c in ("torch_s", "scs_s"))
+    recovery = charts_for("recovery", results["recovery"].data)[0][1]
+    sdp = next(t for t in recovery.data if t.name == "sdp")
+    table = {(r["family"], r["method"]): r["exact"] for r in results["recovery"].data["table"]}
+    a, b = table[("balanced", "sdp")].split("/")
+    assert sdp.y[list(sdp.x).index("balanced")] == pytest.approx(int(a) / int(b))
+    assert charts_for("estimation", results["estimation"].data)
+    # A benchmark without its own builder (e.g. gradtag) gets the generic chart from its rows.
+    generic = charts_for("gradtag", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
+    assert list(generic[0][1].data[0].y) == [1.0, 0.5, 0.25]
+    assert charts_for("gradtag", {"notes": "no rows"}) == []
