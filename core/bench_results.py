@@ -17,6 +17,8 @@ KNOWN = {
     "sdp_scaling": ("SDP solver scaling", "its script in bench/ (writes bench/results/sdp_scaling.json)"),
     "estimation": ("Estimator accuracy against true affinities", "its script in bench/ (writes bench/results/estimation.json)"),
     "gradtag": ("Grad-TAG estimator", "its script in bench/ (writes bench/results/gradtag.json)"),
+    "estimators": ("Estimators compared", "its script in bench/ (writes bench/results/estimators.json)"),
+    "training": ("Training backends", "its script in bench/ (writes bench/results/training.json)"),
 }
 
 

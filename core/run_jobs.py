@@ -3,10 +3,17 @@
 The dashboard starts a :class:`RunJob` and re-reads :meth:`RunJob.snapshot` every
 second; the job itself only calls :func:`core.estimation.run.run_estimation`,
 whose store commits every finished training, so a run that stops early is
-continued with ``resume=True``.
+continued with ``resume=True``. :meth:`RunJob.stop` ends a run after the training
+in flight (the run folder says ``interrupted``), as Ctrl-C does on the command line.
+
+:func:`plan_launch` and :func:`plan_resume` check a launch before anything is
+written: the folder must lie in the runs root and no other process may be
+writing it (its ``run.lock``).
 """
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import traceback
@@ -15,9 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.errors import InvalidInputError, TaskAffinityError
+from core.errors import InvalidInputError, RunStateError, TaskAffinityError
 
 LOG_LINES = 200
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised inside the run's progress callback to end it as an interrupted run (resumable)."""
 
 
 @dataclass
@@ -29,7 +41,7 @@ class JobSnapshot:
     out: str
     estimator: str
     resume: bool
-    status: str  # "starting", "running", "complete", "failed"
+    status: str  # "starting", "running", "stopping", "complete", "interrupted", "failed"
     done: int
     total: int
     message: str
@@ -72,6 +84,7 @@ class RunJob:
         self.config, self.out, self.estimator = str(config), str(out), estimator
         self.options, self.resume, self.extra = dict(options or {}), resume, dict(extra or {})
         self._runner = runner
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._state = dict(status="starting", done=0, total=0, message="starting", log=[], error="",
                            started=time.time(), finished=None)
@@ -87,10 +100,20 @@ class RunJob:
             self._state["log"].append(f"{stamp} {line}")
             del self._state["log"][:-LOG_LINES]
 
+    def stop(self) -> None:
+        """Ask the run to end after the training in flight; it can be resumed later."""
+        self._stop.set()
+        with self._lock:
+            if self._state["finished"] is None:
+                self._state["status"] = "stopping"
+
     def _progress(self, done: int, total: int, message: str = "") -> None:
         with self._lock:
-            self._state.update(status="running", done=int(done), total=int(total), message=str(message))
+            self._state.update(status="stopping" if self._stop.is_set() else "running", done=int(done),
+                               total=int(total), message=str(message))
         self._log(f"[{done}/{total}] {message}")
+        if self._stop.is_set():
+            raise StopRequested()
 
     def _main(self) -> None:
         runner = self._runner
@@ -100,6 +123,8 @@ class RunJob:
         try:
             runner(self.config, out=self.out, estimator=self.estimator, options=self.options or None,
                    resume=self.resume, progress=self._progress, **self.extra)
+        except StopRequested:
+            self._finish("interrupted", "stopped on request; resume it to continue")
         except TaskAffinityError as exc:
             self._finish("failed", str(exc))
         except Exception as exc:  # a bug: keep the traceback in the log, show one line
@@ -141,7 +166,102 @@ class JobManager:
             self.jobs[job.id] = job
         return job.start()
 
+    def stop(self, job_id: str) -> None:
+        """Ask job ``job_id`` to stop after its training in flight."""
+        with self._lock:
+            job = self.jobs.get(job_id)
+        if job is not None:
+            job.stop()
+
     def snapshots(self) -> list[JobSnapshot]:
         with self._lock:
             jobs = list(self.jobs.values())
         return sorted((j.snapshot() for j in jobs), key=lambda s: -s.started)
+
+
+_MANAGER = JobManager()
+
+
+def manager() -> JobManager:
+    """The jobs of this process (the dashboard's runs keep going while pages change)."""
+    return _MANAGER
+
+
+def launch_root(roots: tuple[Path, ...] | None = None) -> Path:
+    """Where the dashboard writes new runs: ``runs/`` of the checkout, or the first ``$TASKAFFINITY_RUNS_ROOT``."""
+    import os
+
+    from core.run_roots import DEFAULT_ROOTS, ENV_VAR, configured_roots
+
+    if roots is None:
+        roots = configured_roots()
+        if not os.environ.get(ENV_VAR, "").strip():
+            return DEFAULT_ROOTS[1].resolve()
+    return Path(roots[0]).resolve()
+
+
+def _check_free(out: Path) -> None:
+    from core.estimation.runlock import lock_holder
+
+    holder = lock_holder(out)
+    if holder is not None:
+        raise RunStateError(f"{out.name}: another process (PID {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                            f"started {holder.get('started', '?')}) is writing this run; wait for it to finish or "
+                            "stop it first.")
+
+
+def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapping[str, Any] | None = None,
+                resume: bool = False, root: Path | None = None, runner: Callable[..., Any] | None = None) -> RunJob:
+    """A checked, not yet started job writing ``root/run_name`` (``root`` default :func:`launch_root`).
+
+    Raises :class:`InvalidInputError` for a bad name or config or an occupied folder, and
+    :class:`RunStateError` when another process holds the folder's run lock.
+    """
+    root = Path(root or launch_root()).resolve()
+    if not RUN_NAME.fullmatch(run_name or ""):
+        raise InvalidInputError(f"run name {run_name!r}: use letters, digits, '.', '_' or '-' (no paths), "
+                                "at most 81 characters.")
+    out = (root / run_name).resolve()
+    if out.parent != root:  # never write outside the runs root, whatever the name resolves to
+        raise InvalidInputError(f"run name {run_name!r} leads outside the runs root {root}.")
+    config = Path(config).expanduser()
+    if not config.is_file():
+        raise InvalidInputError(f"config {config}: no such file; give the path of a YAML or TOML run config.")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out.name}: exists in the runs root and is not a folder; choose another name.")
+    _check_free(out)
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise InvalidInputError(f"{out.name} already holds a run; pick another name, or tick resume to continue it.")
+    if resume and not (out / "manifest.json").is_file():
+        raise InvalidInputError(f"{out.name}: nothing to resume there; untick resume to start a new run.")
+    return RunJob(config, out, estimator, options, resume=resume, runner=runner)
+
+
+def resumable(manifest: Mapping[str, Any]) -> bool:
+    """Whether a run stopped before completing (interrupted, failed, or killed while 'running')."""
+    return manifest.get("status") in ("interrupted", "failed", "running")
+
+
+def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[..., Any] | None = None) -> RunJob:
+    """A checked job continuing the run in ``run_dir`` with the config, estimator, options and seeds it started with."""
+    root = Path(root or launch_root()).resolve()
+    out = Path(run_dir).resolve()
+    if out.parent != root:
+        raise InvalidInputError(f"{out}: only runs directly in the runs root {root} are resumed from the dashboard.")
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunStateError(f"{out.name}: cannot read its manifest ({exc}); it cannot be resumed.") from None
+    if manifest.get("status") == "complete":
+        raise RunStateError(f"{out.name}: already complete; nothing to resume.")
+    _check_free(out)
+    cfg = manifest.get("config") or {}
+    resolved = cfg.get("resolved") or {}
+    source = cfg.get("source")
+    if not source or not Path(source).is_file():
+        raise RunStateError(f"{out.name}: its config {source or '(not recorded)'} is no longer there; resume it from "
+                            "the command line with the config: python -m core estimate CONFIG --out RUN --resume.")
+    job = RunJob(source, out, str(resolved.get("estimator") or manifest.get("estimator")),
+                 resolved.get("options") or {}, resume=True, runner=runner,
+                 extra={"seeds": resolved.get("seeds"), "split": resolved.get("split")})
+    return job

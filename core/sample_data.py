@@ -7,6 +7,17 @@ project's own code, so the dashboard opens on real results with no set-up:
   averaged over several noise seeds so each entry carries a standard error; the
   noiseless matrix is kept as ``matrices/true.json`` and the planted groups in
   the manifest (``planted_groups``) so a grouping can be scored against them.
+  Seconds.
+* ``est-*``: real estimation runs (:func:`core.estimation.run.run_estimation`) of
+  the bundled configs in ``sample_data/configs``: the planted regression tasks
+  (pairwise, 45 trainings, about a minute on 2 CPU cores), digits one-vs-rest
+  (higher-order, about a minute), the ten text tasks (pairwise, 55 trainings on
+  cached MiniLM embeddings; about a minute when the embeddings are cached in
+  ``~/.cache/taskaffinity``, plus about 10 minutes on a CPU to compute them on a
+  fresh machine; ``--skip-text`` leaves it out, and it needs the shared data
+  folder) and in-context learning (``icl.yaml``, made when that config exists).
+  The store (``results.sqlite``) is dropped when over 1 MB; ``results.csv`` and the
+  matrices are always kept.
 
 Each folder is written under a temporary name and swapped in at the end, so an
 interrupted regeneration never leaves a half-written run behind.
@@ -30,9 +41,13 @@ from core.atomic import atomic_write_text
 from core.errors import InvalidInputError
 from core.grouping.planted import planted_affinity
 from core.matrix_io import to_csv_text, write_affinity
-from core.runfolder import AFFINITY_CSV, AFFINITY_JSON, MANIFEST, MATRICES_DIR, RUN_FORMAT, RUN_VERSION
+from core.run_roots import REPO_ROOT
+from core.runfolder import (AFFINITY_CSV, AFFINITY_JSON, LOCK, MANIFEST, MATRICES_DIR, RESULTS_DB, RUN_FORMAT,
+                            RUN_VERSION)
 
 COMMAND = "python -m core sample-data --out sample_data"
+CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
+MAX_STORE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,64 @@ def planted_run_matrices(spec: PlantedSpec) -> tuple[AffinityMatrix, AffinityMat
     return noisy, true, groups
 
 
+@dataclass(frozen=True)
+class EstimationSpec:
+    """A sample estimation run: a bundled config and the estimator run on it."""
+
+    name: str
+    config: str  # file name in sample_data/configs
+    estimator: str
+    description: str
+    text: bool = False  # needs the shared text data and MiniLM embeddings (slow on a fresh machine)
+
+
+ESTIMATION = (
+    EstimationSpec("est-planted-pairwise", "planted.yaml", "pairwise",
+                   "9 planted regression tasks in 3 groups (rank-one trunk): pairwise affinity from 45 real trainings; "
+                   "cross-group pairs show negative transfer."),
+    EstimationSpec("est-digits-higher-order", "digits.yaml", "higher-order",
+                   "Digits one-vs-rest (10 tasks, scikit-learn's bundled digits): higher-order affinity from sampled "
+                   "subsets of 3 tasks."),
+    EstimationSpec("est-text-pairwise", "text.yaml", "pairwise",
+                   "Ten real text-classification tasks (GLUE, SuperGLUE, LM-BFF) on MiniLM sentence embeddings with "
+                   "an MLP trunk: pairwise affinity from 55 trainings.", text=True),
+    EstimationSpec("est-icl-pairwise", "icl.yaml", "pairwise",
+                   "In-context learning of function classes (Garg et al.) with a small GPT-2: pairwise affinity."),
+)
+
+
+def write_estimation_run(out: Path, spec: EstimationSpec, config_dir: Path = CONFIG_DIR,
+                         log: Callable[[str], None] = print) -> Path:
+    """Run ``spec``'s estimation into ``out/spec.name`` (replacing an older one) and tidy it for bundling."""
+    from core.estimation.run import run_estimation
+
+    config = Path(config_dir) / spec.config
+    last = [0.0]
+
+    def progress(done: int, total: int, msg: str) -> None:
+        if time.monotonic() - last[0] > 10 or done == total:
+            last[0] = time.monotonic()
+            log(f"  {spec.name}: {done}/{total} {msg}")
+
+    def fill(tmp: Path) -> None:
+        run_estimation(config, out=tmp, estimator=spec.estimator, progress=progress)
+        store = tmp / RESULTS_DB
+        if store.is_file() and store.stat().st_size > MAX_STORE_BYTES:
+            store.unlink()  # results.csv holds the same rows; only --resume needs the store
+        (tmp / LOCK).unlink(missing_ok=True)
+        manifest = json.loads((tmp / MANIFEST).read_text(encoding="utf-8"))
+        manifest.update(name=spec.name, description=spec.description, command=COMMAND)
+        source = manifest.get("config", {}).get("source")
+        if source:
+            try:  # the bundled run must not name this machine's checkout
+                manifest["config"]["source"] = Path(source).resolve().relative_to(REPO_ROOT).as_posix()
+            except ValueError:
+                pass
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+
+    return _swap_in(out / spec.name, fill)
+
+
 def _manifest(name: str, estimator: str, matrix: AffinityMatrix, config: dict[str, Any], seconds: float,
               extra: dict[str, Any]) -> dict[str, Any]:
     import numpy
@@ -145,24 +218,49 @@ def _swap_in(final: Path, fill: Callable[[Path], None]) -> Path:
     return final
 
 
-def generate(out: Path, only: Sequence[str] | None = None, log: Callable[[str], None] = print) -> list[Path]:
-    """Regenerate the sample runs under ``out`` (``only``: names or prefixes to restrict to)."""
+def generate(out: Path, only: Sequence[str] | None = None, log: Callable[[str], None] = print, *,
+             skip_text: bool = False, estimation: bool = True, config_dir: Path = CONFIG_DIR) -> list[Path]:
+    """Regenerate the sample runs under ``out``.
+
+    Parameters
+    ----------
+    only : names or prefixes of the runs to make (default: all).
+    skip_text : leave out the text run (needs the shared data; ~10 min to embed on a fresh machine).
+    estimation : False leaves out every estimation run (the planted matrices take seconds).
+    config_dir : where the run configs are (default sample_data/configs of this checkout).
+    """
     out = Path(out)
+    known = [s.name for s in PLANTED] + [s.name for s in ESTIMATION]
+    if only:
+        unknown = [o for o in only if not any(name.startswith(o) for name in known)]
+        if unknown:
+            raise InvalidInputError(f"sample-data --only {' '.join(unknown)}: matches no sample run; known: "
+                                    f"{', '.join(known)}.")
+    chosen = lambda name: not only or any(name.startswith(o) for o in only)  # noqa: E731
     written = []
     for spec in PLANTED:
-        if only and not any(spec.name.startswith(o) for o in only):
+        if chosen(spec.name):
+            t0 = time.perf_counter()
+            written.append(write_planted_run(out, spec))
+            log(f"wrote {written[-1]} ({time.perf_counter() - t0:.1f} s)")
+    for est in ESTIMATION if estimation else ():
+        if not chosen(est.name):
+            continue
+        if est.text and skip_text:
+            log(f"skipped {est.name} (--skip-text)")
+            continue
+        if not (Path(config_dir) / est.config).is_file():
+            log(f"skipped {est.name}: no {est.config} in {config_dir} in this version")
             continue
         t0 = time.perf_counter()
-        written.append(write_planted_run(out, spec))
+        log(f"running {est.name} ({est.estimator} on {est.config})…")
+        written.append(write_estimation_run(out, est, config_dir, log))
         log(f"wrote {written[-1]} ({time.perf_counter() - t0:.1f} s)")
-    if only and not written:
-        known = ", ".join(s.name for s in PLANTED)
-        raise InvalidInputError(f"sample-data --only {' '.join(only)}: matches no sample run; known: {known}.")
     return written
 
 
 def _run(args: argparse.Namespace) -> int:
-    generate(Path(args.out), args.only)
+    generate(Path(args.out), args.only, skip_text=args.skip_text, estimation=not args.skip_estimation)
     return 0
 
 
@@ -171,5 +269,12 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("sample-data", help="regenerate the dashboard's sample runs",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="sample_data", help="folder to write the sample runs into (default: sample_data)")
-    p.add_argument("--only", nargs="*", default=None, help="only the sample runs whose names start with these")
+    p.add_argument("--only", nargs="*", default=None, help="only the sample runs whose names start with these "
+                   "(planted-12, planted-60, planted-200, est-planted-pairwise, est-digits-higher-order, "
+                   "est-text-pairwise, est-icl-pairwise)")
+    p.add_argument("--skip-text", action="store_true",
+                   help="leave out the text-task run (it needs shared/data and, on a fresh machine, about 10 minutes "
+                   "on a CPU to compute the MiniLM embeddings)")
+    p.add_argument("--skip-estimation", action="store_true",
+                   help="only the planted matrices (seconds); the estimation runs train real models (minutes)")
     p.set_defaults(func=_run)

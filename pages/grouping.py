@@ -6,7 +6,8 @@ import streamlit as st
 from core.compare_groupings import agreement_matrix, differences
 from core.grouping.objective import groups_to_labels
 from ui.figures import objective_vs_k
-from ui.grouping import METHOD_LABELS, default_method, k_choice, methods_for, run_grouping, solvers_available
+from ui.grouping import (AUTO_K_MAX_N, METHOD_LABELS, SDP_ON_REQUEST_N, default_method, k_choice, methods_for,
+                         request_sdp, run_grouping, sdp_allowed, solvers_available)
 from ui.state import current_source, guard, keep, preprocessing_controls, remember
 
 st.header("Task grouping")
@@ -23,14 +24,19 @@ with guard():
     # Stored only when the user picks one, so a large matrix opens on a method that answers quickly.
     method = c1.selectbox("Method", methods, format_func=METHOD_LABELS.get,
                           key=keep("method", default_method(m.n), methods), on_change=remember, args=("method",))
-    auto = c2.checkbox("Choose k automatically", key=keep("auto_k", False),
-                       help="Scan k and take the suggestion of the penalised SDP (slower the first time).")
+    big = m.n > AUTO_K_MAX_N
+    auto = c2.checkbox("Choose k automatically", key=keep("auto_k", False), disabled=big,
+                       help=f"Not offered above {AUTO_K_MAX_N} tasks (one SDP per k): set k yourself." if big else
+                       "Scan k and take the suggestion of the penalised SDP (slower the first time).")
     remember("auto_k")
+    auto = auto and not big
     k = c2.number_input("Number of groups k", min_value=1, max_value=10_000, step=1, key=keep("k", min(4, m.n)),
                         disabled=auto)
     remember("k")
     solvers = solvers_available()
-    solver = c3.selectbox("SDP solver", solvers, key=keep("solver", solvers[0], solvers), disabled=method != "sdp")
+    solver = c3.selectbox("SDP solver", solvers, key=keep("solver", solvers[0], solvers), disabled=method != "sdp",
+                          help="auto: cvxpy + SCS up to 150 tasks, the first-order torch solver above (GPU if "
+                          "present). Both certify an upper bound on the best possible objective.")
     remember("solver")
     c = c3.slider("Rounding threshold c (link u, v when X[u,v] > c/n)", 0.1, 5.0, step=0.1, key=keep("c", 1.0),
                   disabled=method != "sdp")
@@ -49,6 +55,11 @@ with guard():
                 ", ".join(f"{r} → {v}" for r, v in choice.suggestions.items()))
         with st.expander("Evidence per k"):
             st.dataframe(table.drop(columns=["groups"], errors="ignore"), hide_index=True, width="stretch")
+    if method == "sdp" and not auto and not sdp_allowed(src, int(k), pre, solver):
+        st.info(f"With {m.n} tasks (over {SDP_ON_REQUEST_N}) the SDP takes from tens of seconds to minutes on a CPU "
+                "(seconds on a GPU), so it runs only when you ask. Showing the **spectral** grouping meanwhile.")
+        if st.button(f"Solve the SDP for {m.n} tasks, k = {int(k)}", key="solve_sdp", icon=":material/play_arrow:"):
+            request_sdp(src, int(k), pre, solver)
     result = run_grouping(src, method, "auto" if auto else int(k), c=c, refine=refine, pre=pre, solver=solver)
 
     mc = st.columns(4)
@@ -79,9 +90,13 @@ with guard():
     st.subheader("Compare methods")
     if "w.compare" in st.session_state:  # drop methods this matrix does not offer (exhaustive on large n)
         st.session_state["w.compare"] = [x for x in st.session_state["w.compare"] if x in methods]
-    chosen = st.multiselect("Methods to compare (same k and preprocessing)", methods, format_func=METHOD_LABELS.get, key=keep("compare", methods, None))
+    compare_default = [x for x in methods if x != "sdp" or sdp_allowed(src, result.k, pre, solver)]
+    chosen = st.multiselect("Methods to compare (same k and preprocessing)", methods, format_func=METHOD_LABELS.get,
+                            key=keep("compare", compare_default, None))
     remember("compare")
     results = {x: run_grouping(src, x, result.k, c=c, refine=refine, pre=pre, solver=solver) for x in chosen}
+    # A large SDP not asked for comes back as spectral: list it once, under its real name.
+    results = {x: r for x, r in results.items() if r.method == x}
     labelings = {METHOD_LABELS[x]: r.labels for x, r in results.items()}
     planted = src.planted_groups
     if planted is not None:

@@ -122,6 +122,15 @@ def test_good_upload_is_shown_and_large_matrix_is_aggregated(monkeypatch):
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
     assert any("block means" in i.value for i in at.info)
+    # 400 tasks: the page opens on spectral; an SDP asked for is solved only after the button, spectral meanwhile.
+    at.switch_page("pages/grouping.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="w.method").value == "spectral" and at.checkbox(key="w.auto_k").disabled
+    at.selectbox(key="w.method").set_value("sdp").run()
+    _no_exception(at)
+    assert any("runs only when you ask" in i.value for i in at.info)
+    assert any(b.key == "solve_sdp" for b in at.button) and any("(Spectral)" in s.value for s in at.subheader)
+    assert "sdp" not in at.multiselect(key="w.compare").value
 
 
 def test_unknown_run_folder_is_a_message(monkeypatch, tmp_path):
@@ -151,3 +160,44 @@ def test_runs_page_lists_sample_runs(monkeypatch):
     _no_exception(at)
     past = [d.value for d in at.dataframe if "run" in d.value.columns]
     assert past and any(str(r).endswith("planted-200") for r in past[0]["run"])
+
+
+def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path):
+    from core.run_jobs import manager
+    from test_dashboard_runs import tiny_config, wait  # pytest puts tests/ on sys.path
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    cfg = tiny_config(tmp_path)
+    at = _app(monkeypatch, roots=str(root))
+    at.switch_page("pages/runs.py").run()
+    _no_exception(at)
+    at.selectbox(key="launch.config").set_value("other config file…")
+    at.text_input(key="launch.other").set_value(str(cfg))
+    at.text_input(key="launch.name").set_value("tiny")
+    next(b for b in at.button if b.label == "Start").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job = next(j for j in manager().jobs.values() if Path(j.out) == root / "tiny")
+    assert wait(job).status == "complete"
+    at.run()
+    past = next(d.value for d in at.dataframe if "run" in d.value.columns)
+    row = past[past["run"] == "runs/tiny"].iloc[0]
+    assert row["status"] == "complete" and row["trainings"] == 10 and row["seconds"] > 0
+    # The same name again is refused with a message, and nothing else is written.
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert any("already holds a run" in e.value for e in at.error)
+    assert sorted(p.name for p in root.iterdir()) == ["tiny"]
+
+
+def test_benchmarks_page_charts_the_saved_results(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/benchmarks.py").run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    charts = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    titles = {k: v["layout"]["title"]["text"] for k, v in charts.items()}
+    assert "Exact recovery" in titles["bench.chart.recovery.0"]
+    assert "solve time" in titles["bench.chart.sdp_scaling.0"]
+    assert charts["bench.chart.sdp_scaling.0"]["layout"]["yaxis"]["type"] == "log"
+    assert "Agreement with the pairwise" in titles["bench.chart.estimation.0"]

@@ -25,7 +25,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 PAGES = [("", "Task affinity", ".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer"),
          ("negative_transfer", "Negative transfer", '[data-testid="stDataFrame"] canvas'),
          ("grouping", "Task grouping", '[data-testid="stDataFrame"] canvas'),
-         ("benchmarks", "Benchmarks", "text=Not run yet"),
+         ("benchmarks", "Benchmarks", ".js-plotly-plot .barlayer"),
          ("runs", "Estimation runs", '[data-testid="stDataFrame"] canvas'),
          ("export", "Export", "text=Report (Markdown)")]
 

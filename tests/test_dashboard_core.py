@@ -15,7 +15,6 @@ from core.grouping_export import grouping_json, groups_csv
 from core.heatmap_order import aggregate, order_by_groups, transfer_in_out
 from core.heatmap_svg import heatmap_svg
 from core.preprocess import Preprocessing
-from core.regroup import ReroundedSDPGrouping, solver_details
 from core.report import ReportInput, to_html, to_markdown
 from core.run_jobs import JobManager, RunJob
 from core.run_roots import discover_runs, resolve_within
@@ -76,10 +75,19 @@ def test_rerounding_matches_a_fresh_sdp_fit(case, c):
     pre = Preprocessing(transform="center")
     fresh = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix)
     base = SDPGrouping(3, c=1.0, solver="cvxpy", preprocessing=pre).fit(case.matrix)
-    again = ReroundedSDPGrouping(3, X=base.X_, sdp_value=base.sdp_value_, c=c, preprocessing=pre,
-                                 solver_details=solver_details(base)).fit(case.matrix)
+    again = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix, solution=base.solution_)
+    assert again.details_["reused_solution"] and not fresh.details_["reused_solution"]
     assert again.labels_.tolist() == fresh.labels_.tolist()
     assert again.result().gap == pytest.approx(fresh.result().gap, abs=1e-4)
+    assert again.details_["solver"] == fresh.details_["solver"]
+
+
+def test_a_solution_for_another_problem_is_refused(case):
+    base = SDPGrouping(3, solver="cvxpy").fit(case.matrix)
+    with pytest.raises(InvalidInputError, match="k = 3.*k = 4"):
+        SDPGrouping(4).fit(case.matrix, solution=base.solution_)
+    with pytest.raises(InvalidInputError, match="SDPSolution"):
+        SDPGrouping(3).fit(case.matrix, solution=base.X_)
 
 
 def test_compare_and_export(case):
@@ -123,3 +131,25 @@ def test_run_job_reports_a_bad_config_as_failed(tmp_path):
     snap = job.snapshot()
     assert snap.status == "failed" and snap.error and snap.finished is not None
     assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_bench_charts_from_the_saved_results():
+    from ui.bench_figures import charts_for
+
+    results = {r.name: r for r in load_results()}
+    scaling = charts_for("sdp_scaling", results["sdp_scaling"].data)[0][1]
+    solvers = {t.name.split(",")[0] for t in scaling.data}
+    assert solvers == {"torch (first-order)", "cvxpy + SCS"} and scaling.layout.xaxis.type == "log"
+    n_points = sum(len(t.x) for t in scaling.data)
+    rows = results["sdp_scaling"].data
+    assert n_points == sum(isinstance(r.get(c), (int, float)) for r in rows for c in ("torch_s", "scs_s"))
+    recovery = charts_for("recovery", results["recovery"].data)[0][1]
+    sdp = next(t for t in recovery.data if t.name == "sdp")
+    table = {(r["family"], r["method"]): r["exact"] for r in results["recovery"].data["table"]}
+    a, b = table[("balanced", "sdp")].split("/")
+    assert sdp.y[list(sdp.x).index("balanced")] == pytest.approx(int(a) / int(b))
+    assert charts_for("estimation", results["estimation"].data)
+    # A benchmark without its own builder (e.g. gradtag) gets the generic chart from its rows.
+    generic = charts_for("gradtag", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
+    assert list(generic[0][1].data[0].y) == [1.0, 0.5, 0.25]
+    assert charts_for("gradtag", {"notes": "no rows"}) == []

@@ -37,13 +37,17 @@ def guard() -> Iterator[None]:
 
 # ---------------------------------------------------------------- persistent controls
 def keep(name: str, default: Any, options: Sequence[Any] | None = None) -> str:
-    """Widget key for a control whose value survives page switches (Streamlit drops widget state off-page)."""
+    """Widget key for a control whose value survives page switches (Streamlit drops widget state off-page).
+
+    The value is written back through the Session State API on every run: a widget on a new page
+    is a new widget (its id includes the page), and a new widget ignores a value its key holds only
+    as an old widget's state, falling back to its default (seen with the sidebar run picker).
+    """
     wkey, pkey = f"w.{name}", f"p.{name}"
-    if wkey not in st.session_state:
-        value = st.session_state.get(pkey, default)
-        if options is not None and value not in options:
-            value = default
-        st.session_state[wkey] = value
+    value = st.session_state[wkey] if wkey in st.session_state else st.session_state.get(pkey, default)
+    if options is not None and value not in options:
+        value = default
+    st.session_state[wkey] = value
     return wkey
 
 

@@ -27,7 +27,7 @@ from core.grouping.base import BaseGrouping
 from core.grouping.objective import average_density
 from core.grouping.refine import refine_partition
 from core.grouping.rounding import fix_group_count, round_solution
-from core.grouping.sdp import DEFAULT_TOL, SOLVERS, solve_sdp
+from core.grouping.sdp import DEFAULT_TOL, SOLVERS, SDPSolution, solve_sdp
 from core.preprocess import Preprocessing
 
 ROUNDINGS = ("best", "threshold", "rows")
@@ -98,6 +98,7 @@ class SDPGrouping(BaseGrouping):
         self.max_iters = max_iters
         self.device = device
         self.seed = seed
+        self._given: SDPSolution | None = None
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -113,8 +114,14 @@ class SDPGrouping(BaseGrouping):
             raise InvalidInputError(f"refine must be True or False, got {self.refine!r}.")
 
     def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:
-        sol = solve_sdp(S, k, solver=self.solver, tol=self.tol, max_iters=self.max_iters, device=self.device,
-                        seed=self.seed)
+        sol = self._given
+        if sol is None:
+            sol = solve_sdp(S, k, solver=self.solver, tol=self.tol, max_iters=self.max_iters, device=self.device,
+                            seed=self.seed)
+        elif np.shape(sol.X) != S.shape or sol.k != k:
+            raise InvalidInputError(
+                f"the given SDP solution is for {np.shape(sol.X)[0]} tasks and k = {sol.k}, this fit has {S.shape[0]} "
+                f"tasks and k = {k}; pass the solution_ of a fit on the same matrix, k and preprocessing.")
         if not np.all(np.isfinite(sol.X)):
             raise InvalidInputError(
                 f"SDP solver {sol.solver} failed (status {sol.status}); try solver='cvxpy' or a larger max_iters.")
@@ -149,11 +156,29 @@ class SDPGrouping(BaseGrouping):
             solve_seconds=float(sol.seconds), sdp_primal_value=float(sol.value), sdp_upper_bound=float(sol.upper_bound),
             c=float(self.c), threshold=float(self.c) / S.shape[0], rounding=self.rounding, chosen_rounding=name,
             rounded_objective=float(entry["rounded_objective"]), refine=bool(self.refine),
-            candidates=[e for *_, e in scored])
+            candidates=[e for *_, e in scored], reused_solution=self._given is not None)
         return labels
 
-    def fit(self, matrix) -> "SDPGrouping":
-        super().fit(matrix)
+    def fit(self, matrix, solution: SDPSolution | None = None) -> "SDPGrouping":
+        """Solve the SDP for ``matrix`` (or reuse ``solution``), round to k groups and refine.
+
+        Parameters
+        ----------
+        matrix : AffinityMatrix or square array
+        solution : SDPSolution, optional
+            ``solution_`` of an earlier fit on the same matrix, k and preprocessing: only
+            the rounding and refinement run (milliseconds), so ``c``, ``rounding`` or
+            ``refine`` can change without solving again. ``seconds_`` then counts only
+            the rounding; ``solution.seconds`` is the solve.
+        """
+        if solution is not None and not isinstance(solution, SDPSolution):
+            raise InvalidInputError(f"solution must be the SDPSolution of an earlier fit (solution_), got "
+                                    f"{type(solution).__name__}.")
+        self._given = solution
+        try:
+            super().fit(matrix)
+        finally:
+            self._given = None
         self.gap_ = float(self.sdp_value_ - self.objective_)
         self.relative_gap_ = self.gap_ / max(1.0, abs(self.sdp_value_))
         self.details_.update(gap=self.gap_, relative_gap=self.relative_gap_)
