@@ -103,7 +103,7 @@ class SentenceEncoder:
         path = cache_root(cache_dir) / "embeddings" / f"{h.hexdigest()[:32]}.npy"
         if path.is_file():
             try:
-                arr = np.load(path)
+                arr = np.load(path, allow_pickle=False)
                 if arr.shape[0] == len(texts):
                     return arr
             except (OSError, ValueError):
