@@ -208,7 +208,7 @@ def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label:
     _check_keys(entry, TEXT_KEYS, label, "text task")
     opts = {k: v for k, v in defaults.items() if k in TEXT_KEYS} | entry
     for key in ("name", "train", "text", "label"):
-        if key not in opts:
+        if opts.get(key) is None:
             raise InvalidInputError(f"{label}: missing {key}: (a text task needs name, train, text and label).")
     fmt = opts.pop("format", None)
     header = opts.pop("header", True)

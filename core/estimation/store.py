@@ -121,6 +121,7 @@ class ResultStore:
     @classmethod
     def open(cls, path: str | Path) -> "ResultStore":
         path = Path(path)
+        conn = None
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -129,6 +130,8 @@ class ResultStore:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             (version,) = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()  # closing the last connection removes the -wal/-shm files it made
             raise RunStateError(f"{path}: not a usable result store ({exc}); the run folder is damaged.") from None
         if int(version) > SCHEMA_VERSION:
             conn.close()
