@@ -132,6 +132,9 @@ class ResultStore:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()  # closing the last connection removes the -wal/-shm files it made
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, read-only: not damage
+                raise RunStateError(f"{path}: cannot open the result store ({exc}); check free disk space and write "
+                                    "permission on the run folder, then run again (with --resume if it started).") from None
             raise RunStateError(f"{path}: not a usable result store ({exc}); the run folder is damaged.") from None
         if int(version) > SCHEMA_VERSION:
             conn.close()
@@ -173,8 +176,13 @@ class ResultStore:
                 [(kind, key, task, seed, split, float(s.metric), float(s.loss), float(s.perf), int(s.n))
                  for task, s in sorted(result.scores.items())])
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite has already rolled back after a disk-full or I/O error
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise RunStateError(f"{self.path}: could not save the result of {job.describe()} ({exc}); the results "
+                                    "saved before it are kept. Free disk space or fix write permission, then continue "
+                                    "with --resume.") from None
             raise
         return True
 
