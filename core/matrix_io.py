@@ -173,6 +173,8 @@ def _parse_json(data: bytes, source: str) -> AffinityMatrix:
 
 
 def _parse_npz(data: bytes, source: str) -> AffinityMatrix:
+    if not data.startswith(b"PK"):  # np.load would take any other bytes for a pickle
+        raise InvalidInputError(f"{source}: not a valid .npz file (not a zip archive of arrays); save it with numpy.savez.")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             files = set(npz.files)
@@ -188,7 +190,8 @@ def _parse_npz(data: bytes, source: str) -> AffinityMatrix:
     except InvalidInputError:
         raise
     except ValueError as exc:
-        raise InvalidInputError(f"{source}: cannot read .npz without pickle ({exc}); save plain arrays.") from None
+        raise InvalidInputError(f"{source}: cannot read .npz without pickle (it holds object arrays, which are never "
+                                "unpickled); save plain numeric and string arrays.") from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, ...
         raise InvalidInputError(f"{source}: not a valid .npz file ({type(exc).__name__}).") from None
     return _build(source, names, values, meta)

@@ -29,6 +29,7 @@ import pandas as pd
 from core.affinity import AffinityMatrix
 from core.errors import InvalidInputError, RunStateError
 from core.matrix_io import read_affinity
+from core.paths import inside_folder
 
 RUN_FORMAT = "taskaffinity.run"
 RUN_VERSION = 1
@@ -67,6 +68,7 @@ class RunFolder:
         path = self.path / RESULTS_CSV
         if not path.is_file():
             return pd.DataFrame(columns=["subset", "task", "metric", "loss", "seed", "seconds"])
+        inside_folder(path, self.path)
         try:
             return pd.read_csv(path)
         except Exception as exc:
@@ -84,6 +86,8 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """The run's manifest (a minimal one for a folder holding only an affinity matrix)."""
     path = Path(path)
     mpath = path / MANIFEST
+    if mpath.exists():
+        inside_folder(mpath, path)
     if not mpath.is_file():
         return {"format": RUN_FORMAT, "version": RUN_VERSION, "name": path.name, "status": "complete"}
     try:
@@ -107,6 +111,9 @@ def load_run(path: str | os.PathLike) -> RunFolder:
         raise InvalidInputError(f"{path}: no such run folder.")
     if not is_run_folder(path):
         raise InvalidInputError(f"{path}: not a run folder (no {MANIFEST} or {AFFINITY_CSV} in it).")
+    for f in (path / AFFINITY_JSON, path / AFFINITY_CSV, path / MATRICES_DIR):
+        if f.exists():
+            inside_folder(f, path)  # a link out of the folder is refused before anything is read
     run = RunFolder(path=path, manifest=read_manifest(path))
     if (path / AFFINITY_JSON).is_file():
         run.matrices["main"] = read_affinity(path / AFFINITY_JSON)
@@ -115,6 +122,7 @@ def load_run(path: str | os.PathLike) -> RunFolder:
     mdir = path / MATRICES_DIR
     if mdir.is_dir():
         for f in sorted(mdir.glob("*.json")):
+            inside_folder(f, path)
             run.matrices[f.stem] = read_affinity(f)
     return run
 

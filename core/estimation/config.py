@@ -23,6 +23,9 @@ relative to the data root: the config's ``data_root`` (itself relative to the co
 file), else the environment variable ``TASKAFFINITY_DATA``, else the first
 ``shared/data`` folder found beside the repository checkout or one level up (so
 ``/work/main`` and worktrees under ``/work/wt`` both find ``/work/shared/data``).
+Every data path must resolve (``..`` and symlinks followed) inside the config's folder, the
+data root, a folder of ``allow_paths: [...]`` or of ``$TASKAFFINITY_ALLOW_PATHS``
+(:mod:`core.paths`).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from typing import Any, Mapping
 from core.errors import InvalidInputError, TaskAffinityError
 from core.estimation.tasks import Task, TaskSet
 from core.estimation.training import TrainSpec
+from core.paths import config_roots, confine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT_KEYS = {"name", "format", "train", "val", "test", "text", "text_pair", "label", "classes", "metric", "header",
@@ -43,7 +47,8 @@ GRAPH_KEYS = {"graph", "labels", "format", "prefix", "select", "min_positive", "
               "val_fraction", "max_train", "max_val", "max_test", "metric", "seed", "adjacency_key", "labels_key",
               "label_attribute", "max_test"}
 BUILTIN_KEYS = {"builtin", "params", "prefix"}
-TOP_KEYS = {"name", "data_root", "defaults", "tasks", "training", "estimator", "grouping", "seeds", "output"}
+TOP_KEYS = {"name", "data_root", "defaults", "tasks", "training", "estimator", "grouping", "seeds", "output",
+            "allow_paths"}
 
 
 def default_data_root() -> Path:
@@ -116,6 +121,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise InvalidInputError(f"{where}: unknown key(s) {unknown}; known: {', '.join(sorted(TOP_KEYS))}.")
     base = path.parent
     data_root = (base / str(raw["data_root"])).resolve() if raw.get("data_root") else default_data_root()
+    roots = config_roots(base, data_root, raw.get("allow_paths"), where)  # data paths must stay inside these
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise InvalidInputError(f"{where}: defaults must be a mapping of task options.")
@@ -131,7 +137,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         if isinstance(entry.get("name"), str):
             label += f" ({entry['name']})"
         try:
-            part = _load_entry(dict(entry), dict(defaults), base, data_root, label)
+            part = _load_entry(dict(entry), dict(defaults), base, data_root, label, roots)
         except TaskAffinityError as exc:
             msg = str(exc)
             raise InvalidInputError(msg if msg.startswith(label) else f"{label}: {msg}") from None
@@ -151,7 +157,7 @@ def load_run_config(path: str | Path) -> RunConfig:
     return RunConfig(name=taskset.name, taskset=taskset, spec=spec, estimator=dict(estimator), raw=raw, path=path)
 
 
-def _resolve(value: Any, base: Path, data_root: Path, label: str, key: str) -> Path:
+def _resolve(value: Any, base: Path, data_root: Path, label: str, key: str, roots: tuple = ()) -> Path:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"{label}: {key} must be a path string, got {value!r}.")
     if value.startswith("{data}"):
@@ -162,6 +168,8 @@ def _resolve(value: Any, base: Path, data_root: Path, label: str, key: str) -> P
     if not p.exists():
         hint = " ({data} is the data root; set TASKAFFINITY_DATA or data_root)" if value.startswith("{data}") else ""
         raise InvalidInputError(f"{label}: {key} file {p} does not exist{hint}.")
+    if roots:
+        confine(p, roots, f"{label}: {key}")
     return p
 
 
@@ -171,7 +179,7 @@ def _check_keys(entry: Mapping, allowed: set, label: str, what: str) -> None:
         raise InvalidInputError(f"{label}: unknown key(s) {unknown} for a {what} entry; known: {', '.join(sorted(allowed))}.")
 
 
-def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label: str) -> TaskSet:
+def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label: str, roots: tuple = ()) -> TaskSet:
     from core.estimation import loaders
 
     if "builtin" in entry:
@@ -191,8 +199,8 @@ def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label:
     if "graph" in entry:
         opts = {k: v for k, v in defaults.items() if k in GRAPH_KEYS} | entry
         _check_keys(opts, GRAPH_KEYS, label, "graph")
-        gpath = _resolve(opts.pop("graph"), base, data_root, label, "graph")
-        lpath = _resolve(opts.pop("labels"), base, data_root, label, "labels") if opts.get("labels") else None
+        gpath = _resolve(opts.pop("graph"), base, data_root, label, "graph", roots)
+        lpath = _resolve(opts.pop("labels"), base, data_root, label, "labels", roots) if opts.get("labels") else None
         read_opts = {k: opts.pop(k) for k in ("format", "adjacency_key", "labels_key", "label_attribute") if k in opts}
         fmt = read_opts.pop("format", None)
         adj, y, names, _nodes = loaders.read_graph(gpath, lpath, fmt, **read_opts)
@@ -200,7 +208,7 @@ def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label:
     _check_keys(entry, TEXT_KEYS, label, "text task")
     opts = {k: v for k, v in defaults.items() if k in TEXT_KEYS} | entry
     for key in ("name", "train", "text", "label"):
-        if key not in opts:
+        if opts.get(key) is None:
             raise InvalidInputError(f"{label}: missing {key}: (a text task needs name, train, text and label).")
     fmt = opts.pop("format", None)
     header = opts.pop("header", True)
@@ -212,7 +220,7 @@ def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label:
         hf_split = opts.pop(f"{split}_split", None) or (split_default if split == "train" else None)
         if value is None:
             continue
-        p = _resolve(value, base, data_root, label, split)
+        p = _resolve(value, base, data_root, label, split, roots)
         frames[split] = loaders.read_table(p, fmt, header=bool(header), columns=columns, split=hf_split)
         sources[split] = str(p) + (f" [{hf_split}]" if hf_split else "")
     name = str(opts.pop("name"))

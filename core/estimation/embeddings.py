@@ -107,7 +107,7 @@ class SentenceEncoder:
         path = self.cache_path(texts, cache_dir)
         if path.is_file():
             try:
-                arr = np.load(path)
+                arr = np.load(path, allow_pickle=False)
                 if arr.shape[0] == len(texts):
                     return arr
             except (OSError, ValueError):

@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import sqlite3
 import sys
 import time
 from importlib import metadata
@@ -180,7 +181,11 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
     identity = {"estimator": est.name, "options": est.params(), "seeds": list(ctx.seeds), "split": ctx.split,
                 "tasks": list(ctx.names), "spec": _spec_dict(cfg.spec)}
     data_hashes = cfg.taskset.fingerprints()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunStateError(f"--out {out}: cannot create the run folder ({exc.strerror}); choose a folder you may "
+                            "write to.") from None
     with RunLock(out / LOCK) as lock:
         manifest = _open_manifest(out, cfg, resume, identity, data_hashes, ctx)
         if lock.stale:
@@ -215,7 +220,7 @@ def _open_manifest(out: Path, cfg: Any, resume: bool, identity: dict, data_hashe
         manifest.setdefault("events", []).append({"time": _now(), "event": "resumed"})
         return manifest
     path = getattr(cfg, "path", None)
-    return {
+    manifest = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "name": getattr(cfg, "name", None) or out.name,
         "created": _now(), "status": "running", "estimator": identity["estimator"],
         "config": {"source": str(path) if path else None, "raw": _jsonable(getattr(cfg, "raw", None) or {}),
@@ -224,6 +229,8 @@ def _open_manifest(out: Path, cfg: Any, resume: bool, identity: dict, data_hashe
         "cost": {"trainings": 0, "seconds": 0.0, "flops": None, "wall_seconds": 0.0}, "tasks": list(ctx.names),
         "events": [{"time": _now(), "event": "started"}],
     }
+    _write_manifest(out, manifest)  # before the store exists, so a run killed at any moment can be resumed
+    return manifest
 
 
 def _jsonable(obj: Any) -> Any:
@@ -291,6 +298,9 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except OSError as exc:  # disk full, permission denied, ...: say so in one line
+        raise RunStateError(f"{out}: could not write the run ({exc}); finished trainings are kept in {RESULTS_DB}. "
+                            "Free disk space or fix write permission, then continue with --resume.") from None
     finally:
         try:
             store.export_csv(out / RESULTS_CSV)
@@ -300,6 +310,9 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
             manifest["events"].append({"time": _now(), "event": status})
             manifest["executor"] = exe.describe()
             _write_manifest(out, manifest)
+        except (OSError, sqlite3.Error) as exc:
+            raise RunStateError(f"{out}: could not record the run's status ({exc}); finished trainings are kept in "
+                                f"{RESULTS_DB}. Free disk space or fix write permission, then continue with --resume.") from None
         finally:
             store.close()
             exe.close()

@@ -36,7 +36,11 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # read-only folder, permission denied, disk full
+                raise RunStateError(f"{self.path.parent}: cannot write the run folder ({exc.strerror}); choose a "
+                                    "folder you may write to, or fix its permissions.") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -72,7 +76,7 @@ class RunLock:
             return
         try:
             os.unlink(self.path)
-        except FileNotFoundError:
+        except OSError:  # gone, or the folder became read-only: closing the fd below still releases the lock
             pass
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)

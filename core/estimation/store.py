@@ -121,6 +121,7 @@ class ResultStore:
     @classmethod
     def open(cls, path: str | Path) -> "ResultStore":
         path = Path(path)
+        conn = None
         try:
             conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -129,6 +130,11 @@ class ResultStore:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             (version,) = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()  # closing the last connection removes the -wal/-shm files it made
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, read-only: not damage
+                raise RunStateError(f"{path}: cannot open the result store ({exc}); check free disk space and write "
+                                    "permission on the run folder, then run again (with --resume if it started).") from None
             raise RunStateError(f"{path}: not a usable result store ({exc}); the run folder is damaged.") from None
         if int(version) > SCHEMA_VERSION:
             conn.close()
@@ -170,8 +176,13 @@ class ResultStore:
                 [(kind, key, task, seed, split, float(s.metric), float(s.loss), float(s.perf), int(s.n))
                  for task, s in sorted(result.scores.items())])
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite has already rolled back after a disk-full or I/O error
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise RunStateError(f"{self.path}: could not save the result of {job.describe()} ({exc}); the results "
+                                    "saved before it are kept. Free disk space or fix write permission, then continue "
+                                    "with --resume.") from None
             raise
         return True
 

@@ -1,0 +1,78 @@
+"""Keeping paths from configs and run folders inside the folders the user allowed.
+
+Rule for run configs (:mod:`core.estimation.config`): every data path, after resolving
+``..`` and following symlinks, must lie inside one of
+
+* the config file's own folder,
+* the data root (``{data}``: the config's ``data_root``, else ``$TASKAFFINITY_DATA``, else
+  ``shared/data`` beside the checkout),
+* a folder listed in the config's ``allow_paths:`` (relative to the config's folder), or
+* a folder listed in ``$TASKAFFINITY_ALLOW_PATHS`` (separated by ``os.pathsep``).
+
+Rule for run folders (:mod:`core.runfolder`): a file read from a run folder must resolve
+inside that folder, so a symlink planted in a run folder cannot make the dashboard read (and
+show parts of, in an error message) a file elsewhere.
+
+The dashboard's runs root is :mod:`core.run_roots`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from core.errors import InvalidInputError
+
+ALLOW_ENV = "TASKAFFINITY_ALLOW_PATHS"
+
+
+def env_allowed(env: dict[str, str] | None = None) -> tuple[Path, ...]:
+    """Folders listed in ``$TASKAFFINITY_ALLOW_PATHS``, resolved."""
+    env = os.environ if env is None else env
+    raw = env.get(ALLOW_ENV, "")
+    return tuple(Path(x).expanduser().resolve() for x in raw.split(os.pathsep) if x.strip())
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """True when resolved ``path`` is ``root`` or below it (both resolved by the caller)."""
+    return path == root or root in path.parents
+
+
+def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: str) -> Path:
+    """``path`` resolved (``..`` and symlinks), checked to lie inside one of ``roots``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``what``, the path, the allowed folders and how to allow another one.
+    """
+    resolved = Path(path).expanduser().resolve()
+    allowed = [Path(r).expanduser().resolve() for r in roots]
+    if any(is_inside(resolved, r) for r in allowed):
+        return resolved
+    shown = ", ".join(str(r) for r in allowed) or "(none)"
+    raise InvalidInputError(
+        f"{what}: {path} resolves to {resolved}, outside the allowed folders ({shown}); move the data under the "
+        f"config's folder or the data root, or allow its folder with allow_paths: in the config or {ALLOW_ENV}.")
+
+
+def inside_folder(path: Path, folder: Path) -> Path:
+    """``path`` (a file of ``folder``) resolved, refused when a symlink takes it out of ``folder``."""
+    resolved = path.resolve()
+    if not is_inside(resolved, folder.resolve()):
+        raise InvalidInputError(
+            f"{path}: is a link to a file outside the run folder {folder}; run folders may only hold their own "
+            "files (replace the link by a copy).")
+    return resolved
+
+
+def config_roots(config_dir: Path, data_root: Path, allow: Sequence[str] | None,
+                 where: str) -> tuple[Path, ...]:
+    """The folders a config's data paths may lie in (see module docstring)."""
+    if allow is None:
+        allow = []
+    if isinstance(allow, str) or not isinstance(allow, (list, tuple)) \
+            or not all(isinstance(a, str) and a for a in allow):
+        raise InvalidInputError(f"{where}: allow_paths must be a list of folder paths, got {allow!r}.")
+    extra = tuple((config_dir / Path(a).expanduser()).resolve() for a in allow)
+    return (config_dir.resolve(), data_root.resolve(), *extra, *env_allowed())
