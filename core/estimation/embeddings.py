@@ -92,15 +92,19 @@ class SentenceEncoder:
                 out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), np.float32)
 
-    def cached(self, texts: Sequence, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
-        """Embeddings of ``texts``, read from or written to the on-disk cache."""
-        from core.atomic import atomic_write_bytes
-
+    def cache_path(self, texts: Sequence, cache_dir: str | os.PathLike | None = None) -> Path:
+        """Where the embeddings of ``texts`` are (or would be) cached."""
         h = hashlib.sha256(f"{self.id}|{self.max_length}".encode())
         for t in texts:
             h.update(json.dumps(t if isinstance(t, str) else list(t)).encode())
             h.update(b"\x00")
-        path = cache_root(cache_dir) / "embeddings" / f"{h.hexdigest()[:32]}.npy"
+        return cache_root(cache_dir) / "embeddings" / f"{h.hexdigest()[:32]}.npy"
+
+    def cached(self, texts: Sequence, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+        """Embeddings of ``texts``, read from or written to the on-disk cache."""
+        from core.atomic import atomic_write_bytes
+
+        path = self.cache_path(texts, cache_dir)
         if path.is_file():
             try:
                 arr = np.load(path)
@@ -114,6 +118,14 @@ class SentenceEncoder:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, buf.getvalue())
         return arr
+
+
+def is_embedded(taskset: TaskSet, encoder: str | None = None, max_length: int = 128,
+                cache_dir: str | None = None) -> bool:
+    """Whether every text split of ``taskset`` already has cached embeddings (nothing is computed)."""
+    enc = SentenceEncoder(encoder, max_length=max_length)
+    return all(enc.cache_path(list(getattr(t, s).inputs), cache_dir).is_file()
+               for t in taskset.values() if t.input_kind in ("text", "text_pair") for s in SPLITS)
 
 
 def embed_taskset(taskset: TaskSet, encoder: str | None = None, max_length: int = 128,

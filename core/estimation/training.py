@@ -12,7 +12,8 @@ On CPU, rerunning a subset with the same seed and thread count gives identical n
 
 FLOPs rule (recorded per training): forward FLOPs of a batch = 2 x (trunk + head
 parameters) x examples (x tokens per example for sequence backends); a training step
-costs 3 x its forward FLOPs (forward + backward, the usual 6 x params x examples);
+costs 3 x its forward FLOPs (forward + backward, the usual 6 x params x examples; a backend
+whose lower layers are frozen counts the backward of its trained part only);
 validation and test evaluations add their forward FLOPs. One-time feature preparation
 (sentence embeddings, graph propagation) is not counted.
 """
@@ -303,7 +304,7 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
             for n, (x, y) in batches.items():
                 loss = backend.loss(prepared[n], net(x, n), y).mean()
                 total = total + loss
-                flops += 3.0 * backend.forward_flops(net, n, x, len(y))
+                flops += backend.train_flops(net, n, x, len(y))
             total.backward()
             optimizer.step()
             step += 1

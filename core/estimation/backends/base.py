@@ -156,6 +156,10 @@ class Backend(ABC):
         """
         return 2.0 * net.task_parameter_count(task) * n
 
+    def train_flops(self, net: MultiTaskNet, task: str, inputs: Any, n: int) -> float:
+        """FLOPs of one training forward + backward: 3 x the forward FLOPs (backward = 2 x forward)."""
+        return 3.0 * self.forward_flops(net, task, inputs, n)
+
     def describe(self) -> dict[str, Any]:
         """Backend name and options, recorded in run manifests."""
         return {"backend": self.name}
