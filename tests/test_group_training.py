@@ -72,3 +72,18 @@ def test_bad_partitions_and_sizes_are_refused(planted):
     groups = random_partition(names, [2, 3, 4], seed=5)
     assert sorted(map(len, groups)) == [2, 3, 4] and sorted(sum(groups, [])) == sorted(names)
     assert groups == random_partition(names, [2, 3, 4], seed=5) != random_partition(names, [2, 3, 4], seed=6)
+
+
+def test_val_and_test_scores_come_from_one_training(planted):
+    spec = TrainSpec(steps=20, lr=1e-2, eval_every=0, options=NARROW)
+    trainer = PartitionTrainer(planted, spec, seeds=[0])
+    groups = [list(planted.names[:4]), list(planted.names[4:])]
+    test = trainer.score("two", groups)
+    val = trainer.score("two", groups, split="val")
+    assert trainer.trainings_ == 2
+    assert not np.allclose(test["perf"].to_numpy(), val["perf"].to_numpy())
+    from core.estimation.training import train_and_evaluate
+
+    direct = train_and_evaluate(planted, groups[0], spec, 0, split="val")
+    got = val.set_index("task")["perf"]
+    assert all(got[t] == pytest.approx(-direct.scores[t].metric) for t in groups[0])

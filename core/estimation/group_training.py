@@ -20,7 +20,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from core.estimation.tasks import TaskSet
-from core.estimation.training import SubsetOutcome, TrainSpec, perf, train_and_evaluate
+from core.estimation.training import SubsetOutcome, TrainedModel, TrainSpec, evaluate, perf, train_multitask
 
 ROW_COLUMNS = ["partition", "draw", "group", "task", "seed", "perf", "metric", "loss", "seconds", "flops"]
 
@@ -83,6 +83,8 @@ class PartitionTrainer:
         Distinct (group, seed) trainings run so far.
     seconds_ : float
         Their total training + evaluation time.
+
+    Trained models are kept (they are small), so scoring another split costs no training.
     """
 
     def __init__(self, taskset: TaskSet, spec: TrainSpec, seeds: Sequence[int], split: str = "test"):
@@ -95,33 +97,51 @@ class PartitionTrainer:
         self.spec = spec
         self.seeds = seeds
         self.split = split
-        self._memo: dict[tuple[tuple[str, ...], int], SubsetOutcome] = {}
+        self._models: dict[tuple[tuple[str, ...], int], TrainedModel] = {}
+        self._memo: dict[tuple[tuple[str, ...], int, str], SubsetOutcome] = {}
+        self._seconds: dict[tuple[tuple[str, ...], int], float] = {}
         self.trainings_ = 0
         self.seconds_ = 0.0
 
-    def outcome(self, group: Sequence[str], seed: int) -> SubsetOutcome:
-        """The (memoised) training of ``group`` with ``seed``, scored on the trainer's split."""
+    def model(self, group: Sequence[str], seed: int) -> TrainedModel:
+        """The (memoised) model of ``group`` trained with ``seed``."""
         key = (self.taskset.check_names(group), int(seed))
+        if key not in self._models:
+            start = time.perf_counter()
+            self._models[key] = train_multitask(self.taskset, key[0], self.spec, key[1])
+            self._seconds[key] = time.perf_counter() - start
+            self.trainings_ += 1
+            self.seconds_ += self._seconds[key]
+        return self._models[key]
+
+    def outcome(self, group: Sequence[str], seed: int, split: str | None = None) -> SubsetOutcome:
+        """Scores of every task of ``group`` (trained with ``seed``) on ``split`` (default: the trainer's)."""
+        split = split or self.split
+        key = (self.taskset.check_names(group), int(seed), split)
         if key not in self._memo:
             start = time.perf_counter()
-            self._memo[key] = train_and_evaluate(self.taskset, key[0], self.spec, key[1], split=self.split)
-            self.trainings_ += 1
+            model = self.model(group, seed)
+            scores = {name: evaluate(model, name, split) for name in model.net.tasks}
             self.seconds_ += time.perf_counter() - start
+            self._memo[key] = SubsetOutcome(subset=key[0], seed=key[1], scores=scores,
+                                            seconds=self._seconds[key[:2]],
+                                            flops=model.flops, steps=model.steps)
         return self._memo[key]
 
     def score(self, label: str, groups: Sequence[Sequence[str]], seeds: Sequence[int] | None = None,
-              draw: int = 0) -> pd.DataFrame:
+              draw: int = 0, split: str | None = None) -> pd.DataFrame:
         """Rows (``ROW_COLUMNS``) for every task of the partition ``groups`` and every seed.
 
         ``draw`` tells apart several partitions under one label (e.g. random groups).
-        ``perf`` is higher-is-better (see :func:`core.estimation.training.perf`); ``seconds``
-        and ``flops`` are those of the task's group model (shared by its tasks).
+        ``perf`` is higher-is-better (see :func:`core.estimation.training.perf`); ``flops`` is
+        the training cost of the task's group model (shared by its tasks); ``split`` overrides the
+        trainer's split (the same trained models are scored, so val and test come from one training).
         """
         parts = check_partition(groups, self.taskset.names)
         rows = []
         for seed in (self.seeds if seeds is None else [int(s) for s in seeds]):
             for gi, group in enumerate(parts):
-                out = self.outcome(group, seed)
+                out = self.outcome(group, seed, split)
                 for name in group:
                     s = out.scores[name]
                     rows.append({"partition": label, "draw": int(draw), "group": gi, "task": name, "seed": seed,
