@@ -26,6 +26,17 @@ def read_lock(path: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+def _holder_of_busy_lock(path: Path, wait: float = 2.0) -> dict[str, Any]:
+    """The holder of a lock another process holds; waits briefly, because the holder takes the
+    flock first and writes its PID just after, so a loser racing it can find the file still empty."""
+    deadline = time.monotonic() + wait
+    while True:
+        holder = read_lock(path) or {}
+        if holder.get("pid") or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.02)
+
+
 class RunLock:
     """Context manager holding ``path`` exclusively; raises :class:`RunStateError` if another process holds it."""
 
@@ -45,7 +56,7 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                holder = read_lock(self.path) or {}
+                holder = _holder_of_busy_lock(self.path)
                 pid = holder.get("pid", "?")
                 raise RunStateError(
                     f"{self.path.parent}: another process (PID {pid} on {holder.get('host', '?')}, started "
