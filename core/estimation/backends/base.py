@@ -38,6 +38,18 @@ def out_dim(task: Task) -> int:
     return int(task.n_classes) if task.kind == "classification" else 1
 
 
+def build_heads(taskset: TaskSet, tasks: Sequence[str], width: int, seed: int) -> tuple[dict, dict]:
+    """One linear head per task, each seeded from (seed, task name) so a task's head is the same in every subset."""
+    heads, kinds = {}, {}
+    for name in tasks:
+        task = taskset[name]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(task_seed(seed, name))
+            heads[name] = nn.Linear(width, out_dim(task))
+        kinds[name] = task.kind
+    return heads, kinds
+
+
 class MultiTaskNet(nn.Module):
     """A shared trunk and one head per task.
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.estimation.backends.base import Backend, MultiTaskNet, out_dim, task_seed
+from core.estimation.backends.base import Backend, MultiTaskNet, build_heads
 from core.estimation.tasks import Split, Task, TaskSet
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "linear": nn.Identity}
@@ -43,17 +43,6 @@ def make_trunk(in_dim: int, hidden: tuple[int, ...], activation: str, dropout: f
             layers.append(nn.Dropout(dropout))
         d = h
     return nn.Sequential(*layers) if layers else nn.Identity()
-
-
-def build_heads(taskset: TaskSet, tasks: Sequence[str], width: int, seed: int) -> tuple[dict, dict]:
-    heads, kinds = {}, {}
-    for name in tasks:
-        task = taskset[name]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(task_seed(seed, name))
-            heads[name] = nn.Linear(width, out_dim(task))
-        kinds[name] = task.kind
-    return heads, kinds
 
 
 def feature_dim(taskset: TaskSet, tasks: Sequence[str], backend: str) -> int:

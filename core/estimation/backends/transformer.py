@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.estimation.backends.base import Backend, MultiTaskNet, out_dim, task_seed
+from core.estimation.backends.base import Backend, MultiTaskNet, build_heads
 from core.estimation.tasks import Split, Task, TaskSet
 
 # Pre-trained encoders and tokenizers read in this process, by resolved folder.
@@ -188,13 +188,7 @@ class TransformerBackend(Backend):
             for layer in list(layers)[len(layers) - self.train_layers:]:
                 layer.requires_grad_(True)
         width = int(model.config.hidden_size)
-        heads, kinds = {}, {}
-        for name in tasks:
-            task = taskset[name]
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(task_seed(seed, name))
-                heads[name] = nn.Linear(width, out_dim(task))
-            kinds[name] = task.kind
+        heads, kinds = build_heads(taskset, tasks, width, seed)
         return PooledEncoderNet(model, heads, kinds)
 
     def batch(self, task: Task, split: Split, device: torch.device) -> tuple[Any, torch.Tensor]:
