@@ -210,6 +210,16 @@ def _check_free(out: Path) -> None:
                             "stop it first.")
 
 
+def _check_estimator(name: Any) -> str:
+    """Only registered estimators run from the dashboard: a ``module:Class`` name would import (run) any module."""
+    from core.estimation.estimators import available
+
+    if not isinstance(name, str) or ":" in name or name not in available():
+        raise InvalidInputError(f"estimator {name!r}: the dashboard runs only the registered estimators "
+                                f"({', '.join(available())}); run a module:Class estimator from the command line.")
+    return name
+
+
 def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapping[str, Any] | None = None,
                 resume: bool = False, root: Path | None = None, runner: Callable[..., Any] | None = None) -> RunJob:
     """A checked, not yet started job writing ``root/run_name`` (``root`` default :func:`launch_root`).
@@ -218,6 +228,7 @@ def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapp
     :class:`RunStateError` when another process holds the folder's run lock.
     """
     root = Path(root or launch_root()).resolve()
+    _check_estimator(estimator)
     if not RUN_NAME.fullmatch(run_name or ""):
         raise InvalidInputError(f"run name {run_name!r}: use letters, digits, '.', '_' or '-' (no paths), "
                                 "at most 81 characters.")
@@ -261,7 +272,8 @@ def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[
     if not source or not Path(source).is_file():
         raise RunStateError(f"{out.name}: its config {source or '(not recorded)'} is no longer there; resume it from "
                             "the command line with the config: python -m core estimate CONFIG --out RUN --resume.")
-    job = RunJob(source, out, str(resolved.get("estimator") or manifest.get("estimator")),
+    # The manifest may be written by anyone who can write the runs root: never import what it names.
+    job = RunJob(source, out, _check_estimator(resolved.get("estimator") or manifest.get("estimator")),
                  resolved.get("options") or {}, resume=True, runner=runner,
                  extra={"seeds": resolved.get("seeds"), "split": resolved.get("split")})
     return job
