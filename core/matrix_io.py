@@ -183,7 +183,7 @@ def _parse_npz(data: bytes, source: str) -> AffinityMatrix:
                     f"{source}: .npz must hold arrays 'names' and 'values' (found: {', '.join(sorted(files)) or 'none'}).")
             names = [str(x) for x in npz["names"].tolist()]
             values = npz["values"]
-            meta = json.loads(str(npz["metadata"])) if "metadata" in files else {}
+            meta = _npz_metadata(npz["metadata"], source) if "metadata" in files else {}
             for key in ("uncertainty", "counts"):
                 if key in files:
                     meta[key] = npz[key].tolist()
@@ -195,6 +195,18 @@ def _parse_npz(data: bytes, source: str) -> AffinityMatrix:
     except Exception as exc:  # zipfile.BadZipFile, OSError, ...
         raise InvalidInputError(f"{source}: not a valid .npz file ({type(exc).__name__}).") from None
     return _build(source, names, values, meta)
+
+
+def _npz_metadata(arr: np.ndarray, source: str) -> dict[str, Any]:
+    """The ``metadata`` array of an .npz: one JSON object (a 0-d string array)."""
+    try:
+        meta = json.loads(str(arr.item() if arr.ndim == 0 else arr))
+    except (json.JSONDecodeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise InvalidInputError(f"{source}: 'metadata' in the .npz must be one JSON object as a string "
+                                "(as write_affinity saves it); remove it or fix it.")
+    return meta
 
 
 def to_json_dict(matrix: AffinityMatrix) -> dict[str, Any]:

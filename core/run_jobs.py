@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import re
 import threading
+import logging
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError
 
@@ -119,7 +119,9 @@ class RunJob:
         runner = self._runner
         if runner is None:
             from core.estimation.run import run_estimation as runner
-        self._log(f"{'resuming' if self.resume else 'starting'} {self.estimator} run of {self.config} into {self.out}")
+        # File names only: the log is shown on the dashboard, which reveals no paths.
+        self._log(f"{'resuming' if self.resume else 'starting'} {self.estimator} run of {Path(self.config).name} "
+                  f"into {Path(self.out).name}")
         try:
             runner(self.config, out=self.out, estimator=self.estimator, options=self.options or None,
                    resume=self.resume, progress=self._progress, **self.extra)
@@ -127,8 +129,8 @@ class RunJob:
             self._finish("interrupted", "stopped on request; resume it to continue")
         except TaskAffinityError as exc:
             self._finish("failed", str(exc))
-        except Exception as exc:  # a bug: keep the traceback in the log, show one line
-            self._log(traceback.format_exc(limit=5))
+        except Exception as exc:  # a bug: the traceback goes to the server log (it names files), one line here
+            logging.getLogger("taskaffinity.runs").exception("run %s failed", self.id)
             self._finish("failed", f"unexpected {type(exc).__name__}: {exc}")
         else:
             self._finish("complete", "")
@@ -210,23 +212,62 @@ def _check_free(out: Path) -> None:
                             "stop it first.")
 
 
+def _check_estimator(name: Any) -> str:
+    """Only registered estimators run from the dashboard: a ``module:Class`` name would import (run) any module."""
+    from core.estimation.estimators import available
+
+    if not isinstance(name, str) or ":" in name or name not in available():
+        raise InvalidInputError(f"estimator {name!r}: the dashboard runs only the registered estimators "
+                                f"({', '.join(available())}); run a module:Class estimator from the command line.")
+    return name
+
+
+def confined_config(config: str | Path, allowed: Sequence[Path]) -> Path:
+    """``config`` resolved (relative paths against each allowed folder) and checked to lie inside one of them.
+
+    The dashboard reads configs only from the folders it may open, so a visitor cannot make it
+    read (and echo parts of) an arbitrary file of the machine.
+    """
+    text = str(config).strip()
+    if not text:
+        raise InvalidInputError("config: no file given; choose a built-in config or type the path of one under the "
+                                "runs root.")
+    roots = [Path(r).resolve() for r in allowed]
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        resolved = path.resolve()
+    else:  # relative to each allowed folder in turn, first existing wins
+        tries = [(r / path).resolve() for r in roots]
+        resolved = next((t for t in tries if t.exists()), tries[0] if tries else path.resolve())
+    # resolve() follows links, so a link in the root pointing out of it is refused too.
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise InvalidInputError(f"config {text}: outside the folders the dashboard may read (the built-in configs "
+                                "and the runs root); put the config under the runs root.")
+    return resolved
+
+
 def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapping[str, Any] | None = None,
-                resume: bool = False, root: Path | None = None, runner: Callable[..., Any] | None = None) -> RunJob:
+                resume: bool = False, root: Path | None = None, runner: Callable[..., Any] | None = None,
+                config_roots: Sequence[Path] | None = None) -> RunJob:
     """A checked, not yet started job writing ``root/run_name`` (``root`` default :func:`launch_root`).
+
+    ``config_roots``: when given (the dashboard), the config must lie inside one of these folders.
 
     Raises :class:`InvalidInputError` for a bad name or config or an occupied folder, and
     :class:`RunStateError` when another process holds the folder's run lock.
     """
     root = Path(root or launch_root()).resolve()
+    _check_estimator(estimator)
     if not RUN_NAME.fullmatch(run_name or ""):
         raise InvalidInputError(f"run name {run_name!r}: use letters, digits, '.', '_' or '-' (no paths), "
                                 "at most 81 characters.")
     out = (root / run_name).resolve()
     if out.parent != root:  # never write outside the runs root, whatever the name resolves to
         raise InvalidInputError(f"run name {run_name!r} leads outside the runs root {root}.")
-    config = Path(config).expanduser()
+    config = confined_config(config, config_roots) if config_roots is not None else Path(config).expanduser()
     if not config.is_file():
-        raise InvalidInputError(f"config {config}: no such file; give the path of a YAML or TOML run config.")
+        raise InvalidInputError(f"config {config.name or config}: no such file; give the path of a YAML or TOML run "
+                                "config.")
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out.name}: exists in the runs root and is not a folder; choose another name.")
     _check_free(out)
@@ -242,8 +283,13 @@ def resumable(manifest: Mapping[str, Any]) -> bool:
     return manifest.get("status") in ("interrupted", "failed", "running")
 
 
-def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[..., Any] | None = None) -> RunJob:
-    """A checked job continuing the run in ``run_dir`` with the config, estimator, options and seeds it started with."""
+def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[..., Any] | None = None,
+                config_roots: Sequence[Path] | None = None) -> RunJob:
+    """A checked job continuing the run in ``run_dir`` with the config, estimator, options and seeds it started with.
+
+    ``config_roots``: when given (the dashboard), the config the manifest names must lie inside one
+    of these folders (the manifest is only as trustworthy as whoever can write the runs root).
+    """
     root = Path(root or launch_root()).resolve()
     out = Path(run_dir).resolve()
     if out.parent != root:
@@ -258,10 +304,17 @@ def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[
     cfg = manifest.get("config") or {}
     resolved = cfg.get("resolved") or {}
     source = cfg.get("source")
+    if source and config_roots is not None:
+        try:
+            source = str(confined_config(source, config_roots))
+        except InvalidInputError:
+            raise RunStateError(f"{out.name}: its config is outside the folders the dashboard may read; resume it "
+                                "from the command line: python -m core estimate CONFIG --out RUN --resume.") from None
     if not source or not Path(source).is_file():
         raise RunStateError(f"{out.name}: its config {source or '(not recorded)'} is no longer there; resume it from "
                             "the command line with the config: python -m core estimate CONFIG --out RUN --resume.")
-    job = RunJob(source, out, str(resolved.get("estimator") or manifest.get("estimator")),
+    # The manifest may be written by anyone who can write the runs root: never import what it names.
+    job = RunJob(source, out, _check_estimator(resolved.get("estimator") or manifest.get("estimator")),
                  resolved.get("options") or {}, resume=True, runner=runner,
                  extra={"seeds": resolved.get("seeds"), "split": resolved.get("split")})
     return job

@@ -43,9 +43,10 @@ with guard():
             c1, c2 = st.columns(2)
             choices = [p.name for p in configs] + [OTHER]
             cfg_choice = c1.selectbox("Task config", choices, key="launch.config",
-                                      help=f"Built-in configs live in {CONFIG_DIR}.")
+                                      help="Built-in configs ship in taskaffinity's sample_data/configs.")
             other = c1.text_input("Path of your config (YAML or TOML)", placeholder="my_tasks.yaml",
-                                  key="launch.other", help=f"Used when '{OTHER}' is chosen.")
+                                  key="launch.other", help=f"Used when '{OTHER}' is chosen: a file under the runs "
+                                  "root (paths outside it are refused).")
             estimator = c2.selectbox("Estimator", estimators, key="launch.estimator",
                                      index=estimators.index("pairwise") if "pairwise" in estimators else 0)
             budget = c2.number_input("Budget: sampled subsets (higher-order; 0 = the estimator's default)",
@@ -55,13 +56,12 @@ with guard():
             resume = c2.checkbox("Resume this run name if it was interrupted", value=False, key="launch.resume")
             submitted = st.form_submit_button("Start", type="primary")
         if submitted:
-            cfg = Path(other.strip()).expanduser() if cfg_choice == OTHER else CONFIG_DIR / cfg_choice
-            if cfg_choice == OTHER and not other.strip():
-                cfg = Path("(empty)")
-            run_name = name.strip() or f"{cfg.stem}-{estimator}"
+            cfg = other.strip() if cfg_choice == OTHER else str(CONFIG_DIR / cfg_choice)
+            run_name = name.strip() or f"{Path(cfg).stem or 'run'}-{estimator}"
             options = {"subsets": int(budget)} if budget and estimator == "higher-order" else {}
-            job = manager().start(plan_launch(cfg, run_name, estimator, options, resume=resume, root=root))
-            st.success(f"Started {estimator} on {cfg.name} → {display_name(Path(job.out), (root,))}.")
+            job = manager().start(plan_launch(cfg, run_name, estimator, options, resume=resume, root=root,
+                                              config_roots=(CONFIG_DIR, *configured_roots())))
+            st.success(f"Started {estimator} on {Path(cfg).name} → {display_name(Path(job.out), (root,))}.")
 
     @st.fragment(run_every=1.0)
     def live() -> None:
@@ -120,5 +120,5 @@ with guard():
                             help="Continues with the config, estimator, options and seeds it started with; the "
                             "trainings already stored are not run again.")
         if c2.button("Resume", key="resume.go", icon=":material/replay:"):
-            job = manager().start(plan_resume(root / pick, root=root))
+            job = manager().start(plan_resume(root / pick, root=root, config_roots=(CONFIG_DIR, *configured_roots())))
             st.success(f"Resuming {pick}.")

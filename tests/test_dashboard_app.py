@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,10 @@ def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path)
 
     root = tmp_path / "runs"
     root.mkdir()
-    cfg = tiny_config(tmp_path)
-    at = _app(monkeypatch, roots=str(root))
+    (tmp_path / "configs").mkdir()
+    cfg = tiny_config(tmp_path / "configs")
+    # The dashboard reads configs only from its roots: the second root holds the config, runs go to the first.
+    at = _app(monkeypatch, roots=f"{root}{os.pathsep}{tmp_path / 'configs'}")
     at.switch_page("pages/runs.py").run()
     _no_exception(at)
     at.selectbox(key="launch.config").set_value("other config file…")

@@ -21,7 +21,8 @@ import numpy as np
 
 from core.affinity import AffinityMatrix
 from core.errors import InvalidInputError
-from core.grouping.objective import average_density, canonical_labels, labels_to_groups, symmetrize, validate_k
+from core.grouping.objective import (average_density, canonical_labels, labels_to_groups, symmetrize, validate_k,
+                                     validate_scale)
 from core.preprocess import Preprocessing
 
 
@@ -96,9 +97,11 @@ class BaseGrouping:
         self._check_params()
         m = as_affinity_matrix(matrix)
         k = validate_k(self.k, m.n)
+        validate_scale(m.values)  # before preprocessing too: z-scoring huge values overflows
         if self.preprocessing is not None:
             m = self.preprocessing.apply(m)
         T = np.array(m.values, dtype=np.float64)
+        validate_scale(T)
         order = np.array(sorted(range(m.n), key=lambda i: m.names[i]))
         self._order = order
         rank = np.empty(m.n, dtype=np.int64)

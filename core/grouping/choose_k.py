@@ -33,7 +33,7 @@ import numpy as np
 from core.affinity import AffinityMatrix
 from core.errors import InvalidInputError
 from core.grouping.base import _jsonable, as_affinity_matrix
-from core.grouping.objective import symmetrize, validate_k
+from core.grouping.objective import symmetrize, validate_k, validate_scale
 from core.grouping.sdp import solve_sdp
 from core.preprocess import Preprocessing
 
@@ -105,6 +105,7 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
     from core.grouping.estimators import make_grouping
 
     m = as_affinity_matrix(matrix)
+    validate_scale(m.values)
     if preprocessing is not None:
         if not isinstance(preprocessing, Preprocessing):
             raise InvalidInputError("preprocessing must be a core.preprocess.Preprocessing or None.")
@@ -115,6 +116,7 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
         raise InvalidInputError("choose_k: the range of k is empty; give at least one k.")
     if isinstance(n_penalties, bool) or not isinstance(n_penalties, int) or n_penalties < 2:
         raise InvalidInputError(f"n_penalties must be an integer >= 2, got {n_penalties!r}.")
+    validate_scale(m.values)
     S = symmetrize(m.values)
     mu = np.sort(np.linalg.eigvalsh(S))[::-1]
 

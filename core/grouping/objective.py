@@ -37,7 +37,22 @@ __all__ = [
     "symmetrize",
     "validate_k",
     "validate_labels",
+    "validate_scale",
 ]
+
+#: Largest |T[u, v]| grouped. Above it, sums and squares inside the methods (S = (T + T')/2,
+#: k-means distances, exp((S - max S)/tau), SDP residuals) overflow float64 and the answer
+#: would be arbitrary; found by the property tests in tests/test_hardening_properties.py.
+MAX_ABS_VALUE = 1e100
+
+
+def validate_scale(T: np.ndarray) -> None:
+    """Refuse a matrix whose entries are so large that grouping arithmetic would overflow."""
+    biggest = float(np.abs(T).max())
+    if biggest > MAX_ABS_VALUE:
+        raise InvalidInputError(
+            f"affinity values as large as {biggest:.3g} cannot be grouped without float overflow "
+            f"(limit {MAX_ABS_VALUE:.0e}); rescale the matrix, e.g. divide it by its largest absolute value.")
 
 
 def validate_k(k: object, n: int) -> int:
