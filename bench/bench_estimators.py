@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
-from bench.report import markdown_table, write_section  # noqa: E402
+from bench.report import RESULTS_DIR, markdown_table, write_section  # noqa: E402
 from core.errors import TaskAffinityError  # noqa: E402
 from core.estimation.compare import agreement  # noqa: E402
 from core.estimation.config import load_run_config  # noqa: E402
@@ -275,16 +275,28 @@ def main(argv=None) -> None:
     data, body = {}, []
     cols = ["estimator", "Spearman", "per-target Spearman", "neg. precision", "neg. recall", "neg. P@m", "grouping",
             "MTL gain vs single", "± (seeds)", "ref. objective", "ARI (planted)", "trainings", "train s", "GFLOPs"]
-    for name in args.only.split(","):
+    only = args.only.split(",")
+    # task sets not rerun keep their earlier section, so `--only planted` then `--only text` adds up
+    previous = RESULTS_DIR / "estimators.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text()).get("data", {})
+        data.update({k: v for k, v in old.items() if isinstance(v, dict) and "markdown" in v and k not in only})
+    for name in only:
+        t0 = time.time()
         rows, curve, head = bench_taskset(name, args.work, args.k, data)
         use = [c for c in cols if any(c in r for r in rows)]
         planted = truth_labels(data[name]["reference"]["names"]) is not None
         qual = "ARI with the planted groups" if planted else "reference objective / best"
-        body.append(head + "\n\n" + markdown_table(rows, use, floatfmt=".3g")
-                    + f"\n*Adaptive vs uniform higher-order on {name}* (quality = {qual} of the SDP k={args.k} "
-                      "grouping of the estimate; adaptive also with its own clusters):\n\n"
-                    + markdown_table(curve, ["sampler", "trainings", "quality", "quality (own clusters)", "unplaced"],
-                                     floatfmt=".3g"))
+        data[name]["wall_seconds"] = time.time() - t0
+        data[name]["markdown"] = (
+            head + "\n\n" + markdown_table(rows, use, floatfmt=".3g")
+            + f"\n*Adaptive vs uniform higher-order on {name}* (quality = {qual} of the SDP k={args.k} "
+              "grouping of the estimate; adaptive also with its own clusters):\n\n"
+            + markdown_table(curve, ["sampler", "trainings", "quality", "quality (own clusters)", "unplaced"],
+                             floatfmt=".3g")
+            + f"\nWall time for {name}: {data[name]['wall_seconds']:.0f} s.")
+    order = [t for t in ("planted", "text") if t in data] + [t for t in data if t not in ("planted", "text")]
+    body = [data[t]["markdown"] for t in order]
     data["wall_seconds"] = time.time() - start
     text = ("Columns: Spearman with the 3-seed pairwise reference (off-diagonal; per target = mean over targets); "
             "neg. precision / recall of the measured negatives by the estimate's sign (blank: the estimate has no "
@@ -294,10 +306,10 @@ def main(argv=None) -> None:
             "that grouping (one model per group) minus single-task training (perf: accuracy for text, -MSE for "
             "planted), mean over 3 seeds, ± its standard error; ref. objective = the reference's average density "
             "of the grouping / of the reference's own grouping; cost = the estimator's run (one seed).\n\n"
-            + "\n\n".join(body) + f"\n\nWall time {data['wall_seconds']:.0f} s.")
+            + "\n\n".join(body))
     print(text)
     write_section(name="estimators", title="Which estimator to trust: all estimators vs measured pairwise transfer",
-                  command=f"PYTHONPATH=. python bench/bench_estimators.py --only {args.only} --k {args.k}",
+                  command=f"PYTHONPATH=. python bench/bench_estimators.py --only {','.join(order)} --k {args.k}",
                   body_md=text, data=data)
 
 
