@@ -153,7 +153,7 @@ def main(argv=None) -> None:
         f"{len(cfg.taskset[names[0]].train)} training prompts per class; GPT-2 {cfg.spec.options}, {cfg.spec.steps} "
         f"steps, batch {cfg.spec.batch_size} prompts per class per step). MSE is over prompt positions, targets "
         "scaled to unit variance (predicting 0 gives about 1). Pairwise affinities on **val** "
-        f"({cost.get('trainings')} trainings, {cost.get('bench_seconds', 0):.0f}s, seeds {list(est_seeds)}): T[u,v] = "
+        f"({cost.get('trainings')} trainings, {cost.get('seconds', 0):.0f}s of training, seeds {list(est_seeds)}): T[u,v] = "
         "change in v's -MSE when trained with u (negative = mixing hurts v):\n\n" + pair_md +
         f"\nMixtures that hurt the target (val): {hurt}.\n\nSingle-class test MSE: " +
         ", ".join(f"{t} {single_mse[t]:.3f}" for t in names) +
