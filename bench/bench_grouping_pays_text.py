@@ -69,8 +69,8 @@ def main(argv=None) -> None:
         f"(hidden {cfg.spec.options.get('hidden')}, {cfg.spec.steps} steps, early stopping on val), up to "
         f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test examples per task. Affinities estimated "
         f"on **val**: higher-order (subsets of 3, every pair covered, {len(setup.est_seeds)} seeds, "
-        f"{ho.get('trainings')} trainings, {ho.get('bench_seconds', 0):.0f}s)"
-        + (f", Grad-TAG (1 seed, {gt.get('bench_seconds', 0):.0f}s)" if gt else
+        f"{ho.get('trainings')} trainings, {ho.get('seconds', 0):.0f}s of training)"
+        + (f", Grad-TAG (1 seed, {gt.get('seconds', 0):.0f}s of training)" if gt else
            f"; Grad-TAG: {result['gradtag_note'] or 'skipped (--no-gradtag)'}")
         + f". k = {setup.k} groups. Every partition trained with evaluation seeds {list(setup.eval_seeds)} "
         f"(one model per group, same spec) and scored on **test** (accuracy; never used for estimation or early "

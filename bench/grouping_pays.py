@@ -39,7 +39,7 @@ class PaysSetup:
     est_seeds: Sequence[int] = (0, 1)
     eval_seeds: Sequence[int] = (100, 101, 102, 103, 104)
     random_draws: int = 5
-    higher_order: dict = field(default_factory=dict)   # options of the higher-order estimator
+    higher_order: dict | None = field(default_factory=dict)   # options of the higher-order estimator; None: skip
     gradtag: dict | None = field(default_factory=dict)  # options of Grad-TAG; None: skip it
     methods: Sequence[str] = ("sdp", "spectral", "lloyd")
 
@@ -52,7 +52,7 @@ def estimate(cfg: Any, out: Path, estimator: str, options: dict, seeds: Sequence
     run = run_estimation(cfg, out=out, estimator=estimator, options=options, seeds=list(seeds), split="val",
                          resume=(out / MANIFEST).is_file())
     cost = dict(run.manifest.get("cost", {}))
-    cost["bench_seconds"] = time.perf_counter() - start
+    cost["bench_seconds"] = time.perf_counter() - start  # this call only (a resumed run reuses stored trainings)
     return run.main, cost
 
 
@@ -62,9 +62,12 @@ def compare(cfg: Any, work: Path, setup: PaysSetup, log=print) -> dict[str, Any]
     names = list(cfg.taskset.names)
     matrices: dict[str, AffinityMatrix] = {}
     costs: dict[str, dict] = {}
-    log(f"estimating higher-order affinities on val ({len(setup.est_seeds)} seeds)...")
-    matrices["higher-order"], costs["higher-order"] = estimate(cfg, work / "higher-order", "higher-order",
-                                                               setup.higher_order, setup.est_seeds)
+    if setup.higher_order is None and setup.gradtag is None:
+        raise ValueError("PaysSetup needs at least one estimator (higher_order or gradtag).")
+    if setup.higher_order is not None:
+        log(f"estimating higher-order affinities on val ({len(setup.est_seeds)} seeds)...")
+        matrices["higher-order"], costs["higher-order"] = estimate(cfg, work / "higher-order", "higher-order",
+                                                                   setup.higher_order, setup.est_seeds)
     gradtag_note = None
     if setup.gradtag is not None:
         log("estimating Grad-TAG affinities on val (1 seed)...")
@@ -82,7 +85,11 @@ def compare(cfg: Any, work: Path, setup: PaysSetup, log=print) -> dict[str, Any]
             label = f"{method.upper() if method == 'sdp' else method.capitalize()} on {mname}"
             partitions[label] = [list(g) for g in res.groups]
             details[label] = {"objective": res.objective, "sdp_value": res.sdp_value, "seconds": res.seconds}
-    sizes = sorted((len(g) for g in partitions["SDP on higher-order"]), reverse=True)
+    if not matrices:
+        raise RuntimeError(gradtag_note or "no affinity matrix was estimated")
+    primary = next(iter(matrices))  # higher-order when estimated, else Grad-TAG
+    focus = f"SDP on {primary}"
+    sizes = sorted((len(g) for g in partitions[focus]), reverse=True)
     trainer = PartitionTrainer(cfg.taskset, cfg.spec, seeds=list(setup.eval_seeds), split="test")
     log("training single-task models...")
     frames = [trainer.score(SINGLE, [[x] for x in names])]
@@ -98,7 +105,7 @@ def compare(cfg: Any, work: Path, setup: PaysSetup, log=print) -> dict[str, Any]
         frames.append(trainer.score(rand_label, groups, draw=r))
     rows = pd.concat(frames, ignore_index=True)
     table = summarize(rows, reference=SINGLE)
-    S = matrices["higher-order"].values
+    S = matrices[primary].values
     S = (S + S.T) / 2.0
 
     def density(groups):
@@ -117,13 +124,14 @@ def compare(cfg: Any, work: Path, setup: PaysSetup, log=print) -> dict[str, Any]
             "partition": label, "mean test perf": line["mean"], "sd (seeds)": line["sd"], "draws": line["draws"],
             "vs single": _pm(vs_single), "vs all-in-one": _pm(vs_all), "vs random": _pm(vs_rand),
             "tasks worse than single": line["worse_tasks"], "worst task vs single": line["min_task_gain"],
-            "HO density": dens,
+            "density": dens,
             "_vs_single": vs_single, "_vs_all": vs_all, "_vs_random": vs_rand})
     per_task = rows.groupby(["task", "partition"])["perf"].mean().unstack()[labels].reindex(names)
     return {"rows": rows, "summary": summary, "per_task": per_task, "partitions": partitions,
             "random_partitions": rand_parts, "random_label": rand_label, "details": details, "matrices": matrices,
             "costs": costs, "gradtag_note": gradtag_note, "trainings": trainer.trainings_,
-            "train_seconds": trainer.seconds_, "seconds": time.perf_counter() - t0, "labels": labels}
+            "train_seconds": trainer.seconds_, "seconds": time.perf_counter() - t0, "labels": labels,
+            "focus": focus, "density_label": f"{'HO' if primary == 'higher-order' else 'GT'} density"}
 
 
 def _pm(g: dict | None) -> str:
@@ -133,13 +141,14 @@ def _pm(g: dict | None) -> str:
 
 
 SUMMARY_COLUMNS = ["partition", "mean test perf", "sd (seeds)", "draws", "vs single", "vs all-in-one", "vs random",
-                   "tasks worse than single", "worst task vs single", "HO density"]
+                   "tasks worse than single", "worst task vs single", "density"]
 
 
 def render(result: dict[str, Any], metric: str = "accuracy") -> str:
     """Markdown: summary table, groups, per-task table."""
-    summary = markdown_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in result["summary"]],
-                             SUMMARY_COLUMNS)
+    dl = result.get("density_label", "HO density")
+    summary = markdown_table([{(dl if k == "density" else k): v for k, v in r.items() if not k.startswith("_")}
+                              for r in result["summary"]], [dl if c == "density" else c for c in SUMMARY_COLUMNS])
     groups = "\n".join(f"- **{label}**: " + " | ".join(", ".join(g) for g in gs)
                        for label, gs in result["partitions"].items())
     groups += f"\n- **{result['random_label']}** (draws): " + "; ".join(
@@ -166,8 +175,9 @@ def to_json(result: dict[str, Any]) -> dict[str, Any]:
             "rows": result["rows"].to_dict(orient="records")}
 
 
-def verdict(result: dict[str, Any], focus: str = "SDP on higher-order") -> str:
+def verdict(result: dict[str, Any], focus: str | None = None) -> str:
     """One honest sentence per comparison of ``focus`` with the alternatives (2 standard errors = clear)."""
+    focus = focus or result.get("focus", "SDP on higher-order")
     line = next(r for r in result["summary"] if r["partition"] == focus)
     best = max(result["summary"], key=lambda r: r["mean test perf"])
     parts = []

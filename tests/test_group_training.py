@@ -1,6 +1,8 @@
 """Grouped training: one model per group, scored on test; planted groups beat mixing across groups."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,15 @@ def test_trainings_are_memoised_and_deterministic(planted):
     assert np.allclose(a.sort_values("task")["perf"].to_numpy(), b.sort_values("task")["perf"].to_numpy())
     fresh = PartitionTrainer(planted, spec, seeds=[0]).score("single", singles)
     assert np.allclose(a["perf"].to_numpy(), fresh["perf"].to_numpy())
+
+
+def test_seconds_count_each_training_once(planted):
+    spec = TrainSpec(steps=60, lr=1e-2, eval_every=0, options=NARROW)
+    trainer = PartitionTrainer(planted, spec, seeds=[0])
+    start = time.perf_counter()
+    trainer.score("single", [[x] for x in planted.names])
+    wall = time.perf_counter() - start
+    assert 0 < trainer.seconds_ <= wall
 
 
 def test_bad_partitions_and_sizes_are_refused(planted):

@@ -119,8 +119,8 @@ class PartitionTrainer:
         split = split or self.split
         key = (self.taskset.check_names(group), int(seed), split)
         if key not in self._memo:
+            model = self.model(group, seed)  # its training time is counted in model()
             start = time.perf_counter()
-            model = self.model(group, seed)
             scores = {name: evaluate(model, name, split) for name in model.net.tasks}
             self.seconds_ += time.perf_counter() - start
             self._memo[key] = SubsetOutcome(subset=key[0], seed=key[1], scores=scores,
