@@ -3,8 +3,8 @@
 The contract under test: any input either loads (and then groups into exactly k non-empty
 groups that cover every task once), or fails with a :class:`~core.errors.TaskAffinityError`
 subclass (the documented error type) -- never another exception, never a wrong grouping.
-Example counts are small and ``deadline=None`` (the SDP solve is ~0.1 s) so the module runs
-in about half a minute.
+Example counts are small, ``derandomize=True`` keeps the suite reproducible, and
+``deadline=None`` (the SDP solve is ~0.1 s): the module runs in about half a minute.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from core.errors import InvalidInputError, TaskAffinityError  # noqa: E402
 from core.grouping.estimators import GROUPING_METHODS, group  # noqa: E402
 from core.matrix_io import parse_affinity, read_affinity, write_affinity  # noqa: E402
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # Task names: printable text that csv can carry (no NUL), may be blank or duplicated on purpose.
 NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6)
@@ -217,13 +217,13 @@ def test_exhaustive_groups_into_k_or_refuse(mk):
     group_or_refuse(*mk, "exhaustive")
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(m=valid_matrices(max_n=4, values=MODERATE), method=st.sampled_from(["spectral", "lloyd", "sdp"]))
 def test_auto_k_groups_or_refuse(m, method):
     group_or_refuse(m, "auto", method)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mk=matrix_and_k(max_n=6))
 def test_sdp_groups_into_k_or_refuse(mk):
     m, k = mk
