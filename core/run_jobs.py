@@ -8,14 +8,16 @@ in flight (the run folder says ``interrupted``), as Ctrl-C does on the command l
 
 :func:`plan_launch` and :func:`plan_resume` check a launch before anything is
 written: the folder must lie in the runs root and no other process may be
-writing it (its ``run.lock``).
+writing it (its ``run.lock``); only registered estimators run (never a
+``module:Class`` import); with ``config_roots`` (the dashboard) the config must lie
+in the folders it may read.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
