@@ -166,7 +166,8 @@ def prepare_taskset(backend: Backend, taskset: TaskSet) -> TaskSet:
     if hit is not None and hit[0]() is taskset:
         return hit[1]
     prepared = backend.prepare(taskset)
-    _PREPARED[key] = (weakref.ref(taskset, lambda _r, k=key: _PREPARED.pop(k, None)), prepared)
+    # The callback holds the dict itself: at interpreter exit the module global may already be None.
+    _PREPARED[key] = (weakref.ref(taskset, lambda _r, k=key, memo=_PREPARED: memo.pop(k, None)), prepared)
     return prepared
 
 
