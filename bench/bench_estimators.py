@@ -244,8 +244,26 @@ def bench_taskset(name: str, work: Path, k: int, data: dict) -> tuple[list, list
     head = (f"**{name}** ({n} tasks: {', '.join(names)}); k = {k}; reference = pairwise, 3 seeds "
             f"({ref_run.manifest['cost']['trainings']} trainings), {int(truth_neg.sum())} measured negative transfers "
             f"(T < 0 by >= 2 standard errors) of {n * (n - 1)} ordered pairs; single-task test perf "
-            f"{single.mean():.4g} (mean over tasks and seeds); {evaluator.trainings} group trainings this run.")
+            f"{single.mean():.4g} (mean over tasks and seeds); {evaluator.trainings} group trainings this run.\n\n"
+            + reading(rows))
     return rows, curve, head
+
+
+def reading(rows: list[dict]) -> str:
+    """One data-derived summary line, so a rerun never leaves stale prose beside new numbers."""
+    est = [r for r in rows if r["estimator"] in ESTIMATORS and "Spearman" in r]
+    grp = [r for r in rows if "MTL gain vs single" in r]
+    if not est or not grp:
+        return ""
+    top = max(est, key=lambda r: r["Spearman"])
+    best = max(grp, key=lambda r: r["MTL gain vs single"])
+    ref = next(r for r in grp if r["estimator"].startswith("reference"))
+    within = [r["estimator"] for r in grp
+              if best["MTL gain vs single"] - r["MTL gain vs single"] <= 2 * np.hypot(best["± (seeds)"], r["± (seeds)"])]
+    return (f"Reading: closest to the reference: {top['estimator']} (Spearman {top['Spearman']:.2f}); best measured "
+            f"grouping: {best['estimator']} ({best['MTL gain vs single']:+.4g} ± {best['± (seeds)']:.2g}), within "
+            f"2 standard errors of it: {', '.join(within)}; the reference's own grouping: "
+            f"{ref['MTL gain vs single']:+.4g} ± {ref['± (seeds)']:.2g}.")
 
 
 def adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs) -> list[dict]:
@@ -331,7 +349,8 @@ def main(argv=None) -> None:
               "budgets replay its first requests, also scored with its own clusters):\n\n"
             + markdown_table(curve, ["sampler", "trainings", "draws", "quality", "quality sd", "quality (own clusters)", "unplaced", "note"],
                              floatfmt=".3g")
-            + f"\nWall time for {name}: {data[name]['wall_seconds']:.0f} s.")
+            + f"\nWall time for {name}: {data[name]['wall_seconds']:.0f} s (estimation runs and group trainings "
+              "already in the work folder are reused, not retrained).")
     order = [t for t in ("planted", "text") if t in data] + [t for t in data if t not in ("planted", "text")]
     body = [data[t]["markdown"] for t in order]
     data["wall_seconds"] = time.time() - start
