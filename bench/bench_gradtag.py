@@ -195,7 +195,7 @@ TRANSFORMER_NOTE = (
     "text-transformer is sized for a shared 2-core CPU: MiniLM-L6 fine-tuned with only its last encoder layer "
     "trained (train_layers 1, Grad-TAG differentiates that layer + the heads, 1.8M parameters), 128 train / 64 val / "
     "128 test examples per task, max_length 48, 20 steps of 16 examples per task, final weights (no early stopping), "
-    "singletons + 10 subsets of 3, d in {64, 200} (plus theta=0), the projection matrix generated once and kept in memory; the paper fine-tunes T5 LoRA adapters on full "
+    "singletons + 10 sampled subsets of 3 topped up until every pair is covered (15 in all), d in {64, 200} (plus theta=0), the projection matrix generated once and kept in memory; the paper fine-tunes T5 LoRA adapters on full "
     "datasets with 1,000-2,500 subsets, so the fixed cost (base + gradients) weighs far more here.")
 
 
