@@ -17,7 +17,8 @@ seconds measured in this run; "w/o base" leaves out the base model, which a real
 may already have). Row ``theta=0`` scores the base model itself for every subset: the trivial
 estimate the raw distance must beat.
 
-Run: ``PYTHONPATH=. python bench/bench_gradtag.py [--quick] [--cases planted,text]``
+Run: ``PYTHONPATH=. python bench/bench_gradtag.py [--quick] [--cases planted,text,graph,text-transformer] [--merge]``
+(``--merge`` replaces only the cases run in bench/results/gradtag.json, keeping the others).
 """
 from __future__ import annotations
 
@@ -72,8 +73,10 @@ def offdiag(m):
     return v[~np.eye(len(v), dtype=bool)]
 
 
-def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="test", seed=0, regs=(0.03,)):
+def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="test", seed=0, regs=(0.03,),
+             gradtag_opts=None, case_id=None, note=""):
     print(f"\n== {name}: {len(taskset)} tasks, subsets of {subset_size}", flush=True)
+    t_case = time.perf_counter()
     ctx = EstimationContext(names=taskset.names, seeds=(seed,), split=split)
     opts = dict(subsets=n_subsets, subset_size=subset_size, min_pair_coverage=1, sample_seed=0)
     sampler = GradTAGEstimator(**opts)
@@ -98,7 +101,7 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
         for r in (regs if reg is None else (reg,)):
             t0 = time.perf_counter()
             g = GradTAG(spec=spec, dim=dim, projection=proj, reg=r, base=base, split=split, seed=seed,
-                        **opts).fit(taskset)
+                        **opts, **(gradtag_opts or {})).fit(taskset)
             wall = time.perf_counter() - t0 + base_sec
             est_gain = g.affinity_
             est_raw = GradTAGEstimator(**opts, baseline="none").fit(ctx, g.outcomes_).main_
@@ -123,7 +126,8 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
             rows.append(row)
             print("   " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                                     if k != "case"), flush=True)
-    meta = {"case": name, "tasks": list(taskset.names), "subsets": len(subsets), "subset_size": subset_size,
+    meta = {"case": name, "case_id": case_id, "note": note, "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "total_seconds": time.perf_counter() - t_case, "tasks": list(taskset.names), "subsets": len(subsets), "subset_size": subset_size,
             "true_seconds": true_wall, "true_flops": true_flops, "base_seconds": base_sec, "base_flops": base.flops,
             "spec": spec.to_dict(), "split": split}
     return rows, meta
@@ -171,50 +175,134 @@ def graph_case(quick: bool):
     return "BlogCatalog (8 most frequent labels, SGC features + MLP)", cfg.taskset, cfg.spec
 
 
+TRANSFORMER_YAML = """
+name: text-transformer
+defaults: {max_train: 128, max_val: 64, max_test: 128, seed: 0}
+tasks:
+  - {name: sst2, train: "{data}/glue_sst2/train.tsv", val: "{data}/glue_sst2/dev.tsv", test: "{data}/glue_sst2/test.tsv", text: sentence, label: label}
+  - {name: cola, train: "{data}/glue_cola/train.tsv", test: "{data}/glue_cola/dev.tsv", header: false, columns: [source, label, mark, sentence], text: sentence, label: label}
+  - {name: mrpc, train: "{data}/glue_mrpc/train.tsv", test: "{data}/glue_mrpc/dev.tsv", text: "#1 String", text_pair: "#2 String", label: Quality}
+  - {name: rte, train: "{data}/superglue_rte/train.jsonl", test: "{data}/superglue_rte/val.jsonl", text: premise, text_pair: hypothesis, label: label, classes: [not_entailment, entailment]}
+  - {name: mr, train: "{data}/lmbff_textcls/mr/train.jsonl", test: "{data}/lmbff_textcls/mr/test.jsonl", text: sentence, label: label}
+  - {name: cr, train: "{data}/lmbff_textcls/cr/train.jsonl", test: "{data}/lmbff_textcls/cr/test.jsonl", text: sentence, label: label}
+  - {name: subj, train: "{data}/lmbff_textcls/subj/train.jsonl", test: "{data}/lmbff_textcls/subj/test.jsonl", text: sentence, label: label}
+  - {name: trec, train: "{data}/lmbff_textcls/trec/train.jsonl", test: "{data}/lmbff_textcls/trec/test.jsonl", text: sentence, label: label}
+training: {backend: transformer, steps: 20, batch_size: 16, lr: 0.0001, eval_every: 0,
+           options: {max_length: 48, train_layers: 1}}
+"""
+
+TRANSFORMER_NOTE = (
+    "text-transformer is sized for a shared 2-core CPU: MiniLM-L6 fine-tuned with only its last encoder layer "
+    "trained (train_layers 1, Grad-TAG differentiates that layer + the heads, 1.8M parameters), 128 train / 64 val / "
+    "128 test examples per task, max_length 48, 20 steps of 16 examples per task, final weights (no early stopping), "
+    "singletons + 10 sampled subsets of 3 topped up until every pair is covered (15 in all), d in {64, 200} (plus theta=0), the projection matrix generated once and kept in memory; the paper fine-tunes T5 LoRA adapters on full "
+    "datasets with 1,000-2,500 subsets, so the fixed cost (base + gradients) weighs far more here.")
+
+
+def text_transformer_case(quick: bool):
+    import tempfile
+
+    from core.estimation.config import load_run_config
+
+    folder = Path(tempfile.mkdtemp(prefix="gradtag-bench-"))
+    (folder / "text-transformer.yaml").write_text(TRANSFORMER_YAML)
+    cfg = load_run_config(folder / "text-transformer.yaml")
+    return "text-transformer (8 tasks, MiniLM fine-tuned, last layer)", cfg.taskset, cfg.spec
+
+
+FULL_SETTINGS: list = [("theta=0 (base only)", 16, "rademacher", 1e12),
+                       ("Grad-TAG", 16, "rademacher", None), ("Grad-TAG", 64, "rademacher", None),
+                       ("Grad-TAG, reg grid on val", 64, "rademacher", [0.003, 0.01, 0.03, 0.1, 0.3]),
+                       ("Grad-TAG", 200, "rademacher", None), ("Grad-TAG", 200, "gaussian", None),
+                       ("Grad-TAG", 200, "countsketch", None), ("Grad-TAG", 400, "rademacher", None)]
+# case id -> (maker, run_case options); settings None = FULL_SETTINGS
+CASES = {
+    "planted": (planted_case, dict(n_subsets=None)),
+    "text": (text_case, dict(n_subsets=30)),
+    "graph": (graph_case, dict(n_subsets=None)),
+    "text-transformer": (text_transformer_case, dict(
+        n_subsets=10, note=TRANSFORMER_NOTE,
+        settings=[("theta=0 (base only)", 16, "rademacher", 1e12), ("Grad-TAG", 64, "rademacher", None),
+                  ("Grad-TAG", 200, "rademacher", None)],
+        # gradients over the trained layers only: the last encoder layer and the task heads
+        gradtag_opts=dict(params=["trunk.encoder.layer.5", "heads"], grad_batch_size=128,
+                          projection_cache_mb=2048))),  # P (1.8M x 200 floats, 1.4 GB) generated once
+}
+COMMAND = "PYTHONPATH=. python bench/bench_gradtag.py"
+
+
+def merge_results(previous: dict | None, rows: list, metas: list) -> tuple[list, list]:
+    """Previous rows and case metadata with the cases just run replaced (matched by case name), order kept."""
+    if not previous:
+        return rows, metas
+    fresh = {m["case"] for m in metas}
+    old_metas = [m for m in previous.get("cases", []) if m["case"] not in fresh]
+    old_rows = [r for r in previous.get("rows", []) if r["case"] not in fresh]
+    return old_rows + rows, old_metas + metas
+
+
+def load_previous() -> dict | None:
+    import json
+
+    path = ROOT / "bench" / "results" / "gradtag.json"
+    return json.loads(path.read_text())["data"] if path.exists() else None
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer settings (smoke run)")
-    ap.add_argument("--cases", default="planted,text,graph")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other cases' rows from bench/results/gradtag.json and replace only these cases'")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    settings: list = [("theta=0 (base only)", 16, "rademacher", 1e12),
-                ("Grad-TAG", 16, "rademacher", None), ("Grad-TAG", 64, "rademacher", None),
-                ("Grad-TAG, reg grid on val", 64, "rademacher", [0.003, 0.01, 0.03, 0.1, 0.3]),
-                ("Grad-TAG", 200, "rademacher", None), ("Grad-TAG", 200, "gaussian", None),
-                ("Grad-TAG", 200, "countsketch", None), ("Grad-TAG", 400, "rademacher", None)]
-    if args.quick:
-        settings = settings[:4]
+    wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    previous = load_previous() if args.merge else None  # read before the run: a bad file fails fast
     all_rows, metas = [], []
-    for case in args.cases.split(","):
-        maker = {"planted": planted_case, "text": text_case, "graph": graph_case}[case]
+    for case in wanted:
+        maker, opts = CASES[case]
         try:
             name, ts, spec = maker(args.quick)
         except Exception as exc:  # e.g. the config loader or data not available on this branch
             print(f"skipping {case}: {type(exc).__name__}: {exc}")
             continue
-        rows, meta = run_case(name, ts, spec, subset_size=3, n_subsets=None if case != "text" else 30,
-                              settings=settings)
+        opts = dict(opts)
+        settings = opts.pop("settings", FULL_SETTINGS)
+        if args.quick:
+            settings = settings[:4]
+        rows, meta = run_case(name, ts, spec, subset_size=3, settings=settings, case_id=case, **opts)
         all_rows += rows
         metas.append(meta)
+    all_rows, metas = merge_results(previous, all_rows, metas)
     cols = ["case", "estimate", "d", "projection", "reg", "T err raw", "T err gain", "rho gain", "loss rel err",
-            "perf err", "T err raw (ft)", "T err gain (ft)", "rho gain (ft)", "loss rel err (ft)", "FLOPs frac", "FLOPs frac w/o base", "marginal FLOPs frac", "wall frac", "wall frac w/o base"]
+            "perf err", "T err raw (ft)", "T err gain (ft)", "rho gain (ft)", "loss rel err (ft)", "FLOPs frac",
+            "FLOPs frac w/o base", "marginal FLOPs frac", "wall frac", "wall frac w/o base"]
     table = markdown_table(all_rows, cols, floatfmt=".3g")
     print(table)
     cases = "; ".join(f"{m['case']}: {m['subsets']} subsets (singletons + size {m['subset_size']}), true retraining "
                       f"{m['true_seconds']:.0f}s / {m['true_flops']:.3g} FLOPs, base {m['base_seconds']:.1f}s"
+                      + (f", whole case {m['total_seconds'] / 60:.0f} min, run {m['run']}" if m.get("run") else "")
                       for m in metas)
-    body = (f"{cases}. Scored on the test split; one seed.\n\n" + table +
+    notes = "".join(f"{m['note']}\n\n" for m in metas if m.get("note"))
+    body = (f"{cases}. Scored on the test split; one seed.\n\n" + notes + table +
             "\n`T err raw` is ||T_hat - T||_F / ||T||_F on the authors' raw averaged matrices (closest to the "
             "paper's \"distance to true affinities\"); `T err gain` on the matrices minus single-task perf; "
             "`rho gain` = Spearman of off-diagonal gain entries; `theta=0` scores the base model for every subset "
             "(the trivial estimate). `marginal FLOPs frac` = the per-subset part (fits + lifted evaluations) over "
             "the retraining; Grad-TAG's fixed part (base + gradients) is amortised over more subsets, so with the "
-            "paper's 1,000-2,500 subsets the total fraction tends to this value. Columns marked (ft) compare with fine-tuning the base model on each subset "
-            "(same spec, warm start), the quantity Grad-TAG linearises; the others with training each subset from "
-            "scratch, what the higher-order estimator does. FLOPs: 2 x params forward, 4 x params backward per example, + projection "
-            "and Newton costs (docs/gradtag.md).\n")
-    write_section(name="gradtag", title="Grad-TAG: estimated vs true affinities",
-                  command="PYTHONPATH=. python bench/bench_gradtag.py" + (" --quick" if args.quick else ""),
+            "paper's 1,000-2,500 subsets the total fraction tends to this value. Columns marked (ft) compare with "
+            "fine-tuning the base model on each subset (same spec, warm start), the quantity Grad-TAG linearises; "
+            "the others with training each subset from scratch, what the higher-order estimator does. FLOPs: the "
+            "backend's rule for training, gradients and evaluations alike (dense nets 2 x params forward, 4 x params "
+            "backward per example; transformers per token, backward through trained layers only), + projection and "
+            "Newton costs (docs/gradtag.md).\n")
+    command = COMMAND + (" --quick" if args.quick else "")
+    if args.merge and set(wanted) != set(CASES):
+        command += f"` (all cases, ~40 min on 2 CPU cores); last rerun: `{COMMAND} --cases {','.join(wanted)} --merge"
+    write_section(name="gradtag", title="Grad-TAG: estimated vs true affinities", command=command,
                   body_md=body, data={"rows": all_rows, "cases": metas})
 
 

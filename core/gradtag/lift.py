@@ -42,15 +42,15 @@ class LiftedEvaluator:
 
     def scores(self, theta: torch.Tensor, tasks: Sequence[str], split: str) -> dict[str, Any]:
         """``{task: TaskScore}`` of the real network with weights ``W0 + P theta``."""
-        from core.estimation.training import evaluate
+        from core.estimation.training import _evaluate
 
         net = self.model.net
         self.computer.set_flat(net, self.w0 + self.delta(theta))
         try:
             out = {}
             for name in tasks:
-                out[name] = evaluate(self.model, name, split)
-                self.flops_ += 2.0 * net.task_parameter_count(name) * out[name].n
+                out[name], flops = _evaluate(self.model, name, split)
+                self.flops_ += flops  # the backend's forward rule (per token for transformers)
             return out
         finally:
             self.computer.set_flat(net, self.w0)

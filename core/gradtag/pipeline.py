@@ -19,12 +19,14 @@ The orchestrator reads top to bottom, one stage per class:
    (``core.estimation.estimators.HigherOrder.fit``), so ``T_hat`` is built exactly as
    ``T`` is from real trainings.
 
-Cost accounting (FLOPs rule, per example): forward = 2 x parameters on the example's path
-(trunk + its head), backward = 4 x the same, so a per-sample gradient costs 6 x params;
+Cost accounting: the backend's own FLOPs rule, the one real trainings are charged with
+(dense nets: forward = 2 x parameters on the example's path, backward = 4 x the same, so a
+per-sample gradient costs 6 x params; transformers: per token, backward through trained
+layers only), for the gradients and for the lifted evaluations;
 projection = 2 x p x d (dense) or 2 x p (CountSketch); a Newton iteration on a subset = 4 n d per
-Hessian-vector product of its conjugate-gradient solve + 2 n d per line-search trial; a lifted evaluation = 2 x p x d + 2 x params per evaluated example
+Hessian-vector product of its conjugate-gradient solve + 2 n d per line-search trial; a lifted evaluation = 2 x p x d + its forward FLOPs
 (and the same for each extra penalty tried on the validation split).
-Base training FLOPs are those ``train_multitask`` records (same 6 x params rule).
+Base training FLOPs are those ``train_multitask`` records (the same backend rule).
 "Full retraining" = training every estimated subset from scratch; without measured
 trainings it is estimated as the base run's FLOPs per task-step x ``spec.steps`` x |S|
 (subsets trained for the whole budget; early stopping would make it smaller).
@@ -82,6 +84,9 @@ class GradTAG:
         Projection dimension d (authors: 200).
     projection : {"rademacher", "gaussian", "countsketch"}
     projection_seed : int
+    projection_cache_mb : float
+        Keep the generated projection matrix in memory when it is at most this size (MiB);
+        larger ones are regenerated block by block at every use (each gradient batch, each lift).
     params : sequence of str, optional
         Parameter-name prefixes to differentiate (e.g. ``["trunk.2"]``, last layers, adapters);
         None = all trainable parameters.
@@ -129,6 +134,7 @@ class GradTAG:
     """
 
     def __init__(self, spec: Any = None, dim: int = 200, projection: str = "rademacher", projection_seed: int = 0,
+                 projection_cache_mb: float = 256,
                  params: Sequence[str] | None = None, reg: Any = DEFAULT_REG, offset: bool = True,
                  grad_batch_size: int = 64, gradient_method: str = "auto", store_dir: str | Path | None = None,
                  seed: int = 0, split: str = "val", subsets: Any = None, subset_size: int = 3,
@@ -137,6 +143,7 @@ class GradTAG:
         self.dim = dim
         self.projection = projection
         self.projection_seed = projection_seed
+        self.projection_cache_mb = projection_cache_mb
         self.params = params
         self.reg = reg
         self.offset = offset
@@ -225,7 +232,8 @@ class GradTAG:
         base = self.base_
         self.computer_ = GradientComputer(self.params, method=self.gradient_method).bind(base.net)
         self.projector_ = make_projector(self.projection, self.computer_.n_params_, self.dim_,
-                                         seed=self.projection_seed)
+                                         seed=self.projection_seed,
+                                         cache_bytes=int(float(self.projection_cache_mb) * (1 << 20)))
         folder = Path(self.store_dir) if self.store_dir is not None else Path(tempfile.mkdtemp(prefix="gradtag-"))
         folder.mkdir(parents=True, exist_ok=True)
         self._temp_store = None if self.store_dir is not None else folder
@@ -235,17 +243,27 @@ class GradTAG:
             self.computer_, self.projector_, folder / "gradients" if self.store_dir is not None else folder,
             batch_size=self.grad_batch_size, extra_meta={"seed": self.seed})
         n_train = sum(len(base.taskset[t].train) for t in self.names_)
-        per_sample = {t: 6.0 * base.net.task_parameter_count(t) + self.projector_.flops_per_vector()
-                      for t in self.names_}
         self.stage_costs_["gradients"] = {
             "seconds": time.perf_counter() - t0, "samples": n_train, "method": self.computer_.method_used_,
-            "flops": float(sum(per_sample[t] * len(base.taskset[t].train) for t in self.names_)),
+            "flops": self._gradient_flops(),
             "resumed_batches": len(self.store_.batches) - info["batches_computed"]}
         data = self.store_.load()
         self._rows = data
         if self._temp_store is not None:
             del self.store_.arrays
             shutil.rmtree(self._temp_store, ignore_errors=True)
+
+    def _gradient_flops(self) -> float:
+        """Per-sample gradients cost what one training pass over the train split costs (the
+        backend's own rule, so per token for transformers, with the backward only through
+        trained layers), plus the projection of every gradient."""
+        base, total = self.base_, 0.0
+        for t in self.names_:
+            task = base.taskset[t]
+            inputs, targets = base.backend.batch(task, task.train, base.device)
+            n = len(targets)
+            total += base.backend.train_flops(base.net, t, inputs, n) + n * self.projector_.flops_per_vector()
+        return float(total)
 
     def fit_subsets(self, subsets: Sequence[Sequence[str]]) -> torch.Tensor:
         """Stage 4 alone: ``thetas_`` of ``subsets`` (batched), without evaluating them."""
