@@ -14,6 +14,7 @@ columns) gives the same partition.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,7 +65,7 @@ def as_affinity_matrix(matrix: Any) -> AffinityMatrix:
         f"grouping input is a {type(matrix).__name__}; give an AffinityMatrix (core.read_affinity) or a square array.")
 
 
-class BaseGrouping:
+class BaseGrouping(ABC):
     """Base class: subclasses set ``method`` and implement ``_fit_sorted(T, S, k)``.
 
     ``_fit_sorted`` gets the preprocessed matrix with tasks in name order and returns
@@ -84,8 +85,9 @@ class BaseGrouping:
             raise InvalidInputError(
                 f"preprocessing must be a core.preprocess.Preprocessing or None, got {type(self.preprocessing).__name__}.")
 
-    def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:
+        """Labels (0..k-1) of the tasks of ``T`` (raw, validated) and ``S`` (its symmetrised form)."""
 
     def fit(self, matrix: AffinityMatrix | np.ndarray) -> "BaseGrouping":
         """Group the tasks of ``matrix`` into exactly ``k`` non-empty groups.
