@@ -212,6 +212,11 @@ def _gap(h: float, val: float) -> float:
     return (h - val) / max(1.0, abs(h))
 
 
+def _violation(C: torch.Tensor, X: torch.Tensor, h: float) -> float:
+    """How far ``X`` is from certified optimal: the larger of its negativity and its relative gap to the dual bound ``h``."""
+    return max(0.0, -float(X.min()), _gap(h, float((C * X).sum())))
+
+
 def solve_torch(S: np.ndarray, k: int | None, *, tol: float, max_iters: int | None, penalty: float | None,
                 device: str | None = None, seed: int = 0) -> BackendResult:
     """Solve the SDP with dual projected gradient, then ADMM if needed (see module docstring)."""
@@ -261,12 +266,10 @@ def _dual_gradient(prob: _Problem, tol: float, max_iters: int) -> dict:
         h_prev = h
         N = Z
         if it % CHECK_EVERY == 0 or it == max_iters:
-            val = float((C * X).sum())
-            neg = max(0.0, -float(X.min()))
-            score = max(neg, _gap(h, val))
+            score = _violation(C, X, h)
             if score < best["score"]:
                 best = dict(h=h, N=N, X=X, score=score)
-            if neg <= tol and _gap(h, val) <= tol:
+            if score <= tol:
                 return dict(status="optimal", iters=it, X=X, N=N, dual_residual=0.0)
             stall = stall + 1 if score > 0.9 * last_score else 0
             last_score = min(last_score, score)
@@ -297,12 +300,10 @@ def _admm(prob: _Problem, tol: float, max_iters: int, start: dict) -> dict:
             dres = rho * float(torch.linalg.matrix_norm(Y - Y_old)) / max(1.0, float(torch.linalg.matrix_norm(C)))
             N = -rho * U
             h, _, _ = prob.oracle(N)
-            val = float((C * X).sum())
-            neg = max(0.0, -float(X.min()))
-            score = max(neg, _gap(h, val))
+            score = _violation(C, X, h)
             if score < best["score"]:
                 best = dict(h=h, N=N, X=X, score=score)
-            if neg <= tol and _gap(h, val) <= tol:
+            if score <= tol:
                 status = "optimal"
                 best = dict(h=h, N=N, X=X, score=score)
                 break
