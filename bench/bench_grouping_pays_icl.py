@@ -87,6 +87,14 @@ def closing_note(single_mse: dict[str, float]) -> str:
             "(some mixtures hurt) needs models that have learned their class, i.e. the full size (`--full`, GPU).")
 
 
+def all_in_one_note(all_mse: float, best_mse: float, sdp_vs_all: str) -> str:
+    """Say whether one model on every class beats every two-group split (then grouping does not pay here)."""
+    if all_mse < best_mse:
+        return (f" One model on all classes is lower than every two-group partition (SDP minus all-in-one: "
+                f"{sdp_vs_all} MSE, seed-paired), so at this budget splitting into 2 groups does not pay.")
+    return f" SDP minus all-in-one: {sdp_vs_all} MSE (seed-paired)."
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="full size (GPU machine)")
@@ -164,6 +172,8 @@ def main(argv=None) -> None:
                f"{best_line['partition']} {best_line['mean test MSE']:.4f}); one model on all classes: "
                f"{next(x for x in lines if x['partition'] == ALL)['mean test MSE']:.4f}; single-class models: "
                f"{next(x for x in lines if x['partition'] == SINGLE)['mean test MSE']:.4f}."
+               + all_in_one_note(next(x for x in lines if x["partition"] == ALL)["mean test MSE"],
+                                 best_line["mean test MSE"], sdp_line["vs all-in-one (MSE change)"])
                + closing_note({t: float(single_mse[t]) for t in names}))
     body = (
         f"**In-context learning of {len(names)} function classes** ({', '.join(names)}; icl.yaml: prompts of "
