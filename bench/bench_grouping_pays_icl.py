@@ -16,8 +16,8 @@ harmless, and the grouping recovers which.
    7, so the table says where the SDP's choice ranks among all of them, which a random baseline
    only samples).
 
-CPU (default): the config's sizes (2000 train prompts per class, 500 steps), 2 evaluation seeds,
-about 10 minutes on 2 shared cores. ``--full`` (GPU machine): 4 layers / width 128, 2000 steps,
+CPU (default): the config's sizes (2000 train prompts per class, 500 steps), 2 evaluation seeds by default;
+the table in BENCHMARKS.md used --eval-seeds 3 (about 19 minutes on 2 shared cores). ``--full`` (GPU machine): 4 layers / width 128, 2000 steps,
 5 evaluation seeds, 3 estimation seeds.
 """
 from __future__ import annotations
