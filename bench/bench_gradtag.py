@@ -223,7 +223,10 @@ CASES = {
     "text-transformer": (text_transformer_case, dict(
         n_subsets=10, note=TRANSFORMER_NOTE,
         settings=[("theta=0 (base only)", 16, "rademacher", 1e12), ("Grad-TAG", 64, "rademacher", None),
-                  ("Grad-TAG", 200, "rademacher", None)],
+                  ("Grad-TAG", 200, "rademacher", None),
+                  # the default penalty moves the weights far from the base here: let validation pick a
+                  # much stronger one
+                  ("Grad-TAG, reg grid on val", 64, "rademacher", [0.03, 0.1, 0.3, 1, 3, 10, 30])],
         # gradients over the trained layers only: the last encoder layer and the task heads
         gradtag_opts=dict(params=["trunk.encoder.layer.5", "heads"], grad_batch_size=128,
                           projection_cache_mb=2048))),  # P (1.8M x 200 floats, 1.4 GB) generated once
@@ -231,14 +234,29 @@ CASES = {
 COMMAND = "PYTHONPATH=. python bench/bench_gradtag.py"
 
 
-def merge_results(previous: dict | None, rows: list, metas: list) -> tuple[list, list]:
-    """Previous rows and case metadata with the cases just run replaced (matched by case name), order kept."""
+def row_key(row: dict) -> tuple:
+    return row["case"], row["estimate"], row["d"], row["projection"], str(row["reg"])
+
+
+def merge_results(previous: dict | None, rows: list, metas: list, partial: bool = False) -> tuple[list, list]:
+    """Previous rows and case metadata with the cases just run replaced (matched by case name), order kept.
+
+    ``partial`` (only some settings were rerun): replace only the rows with the same case, estimate,
+    d, projection and reg, keep the case's other rows and append its new ones after them.
+    """
     if not previous:
         return rows, metas
     fresh = {m["case"] for m in metas}
     old_metas = [m for m in previous.get("cases", []) if m["case"] not in fresh]
-    old_rows = [r for r in previous.get("rows", []) if r["case"] not in fresh]
-    return old_rows + rows, old_metas + metas
+    if not partial:
+        old_rows = [r for r in previous.get("rows", []) if r["case"] not in fresh]
+        return old_rows + rows, old_metas + metas
+    new = {row_key(r): r for r in rows}
+    merged = [new.pop(row_key(r), r) for r in previous.get("rows", [])]
+    for r in new.values():  # after the last row of its case
+        last = max((i for i, m in enumerate(merged) if m["case"] == r["case"]), default=len(merged) - 1)
+        merged.insert(last + 1, r)
+    return merged, old_metas + metas
 
 
 def load_previous() -> dict | None:
@@ -254,6 +272,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     ap.add_argument("--merge", action="store_true",
                     help="keep the other cases' rows from bench/results/gradtag.json and replace only these cases'")
+    ap.add_argument("--estimates", nargs="+", metavar="LABEL",
+                    help="run only the settings with these estimate labels (e.g. 'theta=0 (base only)'); with "
+                         "--merge the case's other rows are kept")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -273,10 +294,14 @@ def main(argv=None) -> None:
         settings = opts.pop("settings", FULL_SETTINGS)
         if args.quick:
             settings = settings[:4]
+        if args.estimates:
+            settings = [st for st in settings if st[0] in args.estimates]
         rows, meta = run_case(name, ts, spec, subset_size=3, settings=settings, case_id=case, **opts)
+        if args.estimates:
+            meta["rerun_estimates"] = list(args.estimates)
         all_rows += rows
         metas.append(meta)
-    all_rows, metas = merge_results(previous, all_rows, metas)
+    all_rows, metas = merge_results(previous, all_rows, metas, partial=bool(args.estimates))
     cols = ["case", "estimate", "d", "projection", "reg", "T err raw", "T err gain", "rho gain", "loss rel err",
             "perf err", "T err raw (ft)", "T err gain (ft)", "rho gain (ft)", "loss rel err (ft)", "FLOPs frac",
             "FLOPs frac w/o base", "marginal FLOPs frac", "wall frac", "wall frac w/o base"]
@@ -300,8 +325,10 @@ def main(argv=None) -> None:
             "backward per example; transformers per token, backward through trained layers only), + projection and "
             "Newton costs (docs/gradtag.md).\n")
     command = COMMAND + (" --quick" if args.quick else "")
-    if args.merge and set(wanted) != set(CASES):
-        command += f"` (all cases, ~40 min on 2 CPU cores); last rerun: `{COMMAND} --cases {','.join(wanted)} --merge"
+    if args.merge and (set(wanted) != set(CASES) or args.estimates):
+        only = "".join(f" '{e}'" for e in args.estimates or [])
+        command += (f"` (all cases, ~40 min on 2 CPU cores); last rerun: `{COMMAND} --cases {','.join(wanted)} --merge"
+                    + (f" --estimates{only}" if only else ""))
     write_section(name="gradtag", title="Grad-TAG: estimated vs true affinities", command=command,
                   body_md=body, data={"rows": all_rows, "cases": metas})
 
