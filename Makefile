@@ -23,4 +23,4 @@ test: install
 	$(PY) -m pytest -q
 
 sample-data: install
-	$(PY) -m core sample-data --out sample_data
+	$(PY) -m scripts.sample_data --out sample_data

@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.estimation.compare import agreement  # noqa: E402
-from core.estimation.run import run_estimation  # noqa: E402
-from core.runfolder import MANIFEST, RunFolder  # noqa: E402
-from core.transfer_table import negative_transfers  # noqa: E402
+from core.evaluation.compare import agreement  # noqa: E402
+from core.estimation.runs.orchestrator import run_estimation  # noqa: E402
+from core.estimation.runs.folder import MANIFEST, RunFolder  # noqa: E402
+from core.matrix.transfer import negative_transfers  # noqa: E402
 
 CONFIGS = ROOT / "sample_data" / "configs"
 
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         g = run(CONFIGS / "graph.yaml", args.work / "graph-pairwise", "pairwise")
         thr.append(throughput_row(f"sbm graph ({g.main.n})", "graph (SGC)", g))
     if "transformer" in only:
-        from core.estimation.backends import backend_class
+        from core.estimation.models.backends import backend_class
 
         try:
             backend_class("transformer")

@@ -39,15 +39,15 @@ from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
 from bench.report import RESULTS_DIR, markdown_table, write_section  # noqa: E402
 from core.errors import TaskAffinityError  # noqa: E402
-from core.estimation.compare import agreement  # noqa: E402
-from core.estimation.config import load_run_config  # noqa: E402
-from core.estimation.estimators import EstimationContext, get_estimator  # noqa: E402
-from core.estimation.run import run_estimation  # noqa: E402
-from core.estimation.store import ResultStore  # noqa: E402
-from core.grouping.estimators import group  # noqa: E402
+from core.evaluation.compare import agreement  # noqa: E402
+from core.estimation.runs.config import load_run_config  # noqa: E402
+from core.estimation.estimators.base import EstimationContext, get_estimator  # noqa: E402
+from core.estimation.runs.orchestrator import run_estimation  # noqa: E402
+from core.estimation.runs.store import ResultStore  # noqa: E402
+from core.grouping.api import group  # noqa: E402
 from core.grouping.objective import average_density  # noqa: E402
-from core.preprocess import Preprocessing  # noqa: E402
-from core.runfolder import MANIFEST, RESULTS_DB  # noqa: E402
+from core.matrix.preprocess import Preprocessing  # noqa: E402
+from core.estimation.runs.folder import MANIFEST, RESULTS_DB  # noqa: E402
 
 CONFIGS = ROOT / "sample_data" / "configs"
 PRE = Preprocessing(diagonal="zero", transform="center", symmetrize=True)
@@ -106,8 +106,8 @@ class GroupEvaluator:
     """Measured multitask performance of a grouping: one model per group, test split, cached on disk."""
 
     def __init__(self, cfg, path: Path):
-        from core.estimation.backends import get_backend
-        from core.estimation.training import prepare_taskset
+        from core.estimation.models.backends import get_backend
+        from core.estimation.models.training import prepare_taskset
 
         self.cfg, self.path = cfg, path
         self.taskset = prepare_taskset(get_backend(cfg.spec.backend, **dict(cfg.spec.options)), cfg.taskset)
@@ -115,7 +115,7 @@ class GroupEvaluator:
         self.trainings = 0
 
     def perf(self, grp: tuple[str, ...], seed: int) -> dict[str, float]:
-        from core.estimation.training import perf, train_and_evaluate
+        from core.estimation.models.training import perf, train_and_evaluate
 
         key = f"{'|'.join(sorted(grp))}#{seed}"
         if key not in self.cache:

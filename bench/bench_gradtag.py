@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.estimation.estimators import EstimationContext, HigherOrder  # noqa: E402
-from core.estimation.training import (TrainSpec, evaluate, perf, train_and_evaluate,  # noqa: E402
+from core.estimation.estimators.base import EstimationContext, HigherOrder  # noqa: E402
+from core.estimation.models.training import (TrainSpec, evaluate, perf, train_and_evaluate,  # noqa: E402
                                      train_multitask)
-from core.gradtag.accuracy import matrix_distance, subset_errors  # noqa: E402
-from core.gradtag.estimator import GradTAGEstimator  # noqa: E402
+from core.evaluation.gradtag_accuracy import matrix_distance, subset_errors  # noqa: E402
+from core.estimation.estimators.gradtag import GradTAGEstimator  # noqa: E402
 from core.gradtag.pipeline import GradTAG  # noqa: E402
 
 
@@ -134,7 +134,7 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
 
 
 def planted_case(quick: bool):
-    from core.estimation.builtin.planted import planted_tasks
+    from core.estimation.data.builtin.planted import planted_tasks
 
     ts = planted_tasks(n_groups=3, tasks_per_group=3, dim=20, n_train=40, between=0.0, within=0.1, seed=0,
                        kind="regression")
@@ -144,7 +144,7 @@ def planted_case(quick: bool):
 
 
 def text_case(quick: bool):
-    from core.estimation.config import load_run_config
+    from core.estimation.runs.config import load_run_config
 
     cfg = load_run_config(ROOT / "sample_data" / "configs" / "text.yaml")
     return "text (10 tasks, MiniLM embeddings + MLP)", cfg.taskset, cfg.spec
@@ -165,7 +165,7 @@ training: {backend: graph, steps: 150, lr: 0.003, eval_every: 25, options: {k: 2
 def graph_case(quick: bool):
     import tempfile
 
-    from core.estimation.config import load_run_config
+    from core.estimation.runs.config import load_run_config
 
     folder = Path(tempfile.mkdtemp(prefix="gradtag-bench-"))
     (folder / "graph.yaml").write_text(GRAPH_YAML.replace("{data}", str(ROOT.parent / "shared" / "data")
@@ -202,7 +202,7 @@ TRANSFORMER_NOTE = (
 def text_transformer_case(quick: bool):
     import tempfile
 
-    from core.estimation.config import load_run_config
+    from core.estimation.runs.config import load_run_config
 
     folder = Path(tempfile.mkdtemp(prefix="gradtag-bench-"))
     (folder / "text-transformer.yaml").write_text(TRANSFORMER_YAML)

@@ -38,9 +38,9 @@ import yaml  # noqa: E402
 
 from bench.grouping_pays import estimate  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.estimation.config import load_run_config  # noqa: E402
-from core.estimation.group_training import PartitionTrainer, paired_gain, summarize  # noqa: E402
-from core.grouping.estimators import group  # noqa: E402
+from core.estimation.runs.config import load_run_config  # noqa: E402
+from core.evaluation.group_training import PartitionTrainer, paired_gain, summarize  # noqa: E402
+from core.grouping.api import group  # noqa: E402
 from core.grouping.objective import average_density, groups_to_labels  # noqa: E402
 
 CONFIG = ROOT / "sample_data" / "configs" / "icl.yaml"

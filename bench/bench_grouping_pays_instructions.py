@@ -40,10 +40,10 @@ import torch  # noqa: E402
 from bench.grouping_pays import PaysSetup, compare, render, to_json, verdict  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from core.errors import InvalidInputError  # noqa: E402
-from core.estimation.config import RunConfig, default_data_root  # noqa: E402
-from core.estimation.loaders import text_task  # noqa: E402
-from core.estimation.tasks import TaskSet  # noqa: E402
-from core.estimation.training import TrainSpec  # noqa: E402
+from core.estimation.runs.config import RunConfig, default_data_root  # noqa: E402
+from core.estimation.data.loaders import text_task  # noqa: E402
+from core.estimation.data.tasks import TaskSet  # noqa: E402
+from core.estimation.models.training import TrainSpec  # noqa: E402
 
 CLASSES = ["entailment", "not_entailment"]
 LAST_LAYER_OUTPUT = "trunk.encoder.layer.5.output.dense"  # all-MiniLM-L6-v2's last block (Grad-TAG, transformer)

@@ -28,7 +28,7 @@ import yaml  # noqa: E402
 
 from bench.grouping_pays import PaysSetup, compare, render, to_json, verdict  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from core.estimation.config import load_run_config  # noqa: E402
+from core.estimation.runs.config import load_run_config  # noqa: E402
 
 CONFIG = ROOT / "sample_data" / "configs" / "text.yaml"
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from core.grouping.choose_k import choose_k  # noqa: E402
-from core.grouping.estimators import make_grouping  # noqa: E402
+from core.grouping.api import make_grouping  # noqa: E402
 from core.grouping.exhaustive import MAX_TASKS  # noqa: E402
 from core.grouping.objective import same_partition  # noqa: E402
 from core.grouping.planted_suite import FAMILIES, build_suite, optimum_is_planted, planted_objective  # noqa: E402

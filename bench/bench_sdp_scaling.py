@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.report import markdown_table, write_section
 from core.grouping.planted import planted_affinity
-from core.grouping.sdp import solve_sdp
+from core.grouping.sdp.relaxation import solve_sdp
 
 COLUMNS = ["n", "k", "matrix", "scs_value", "torch_value", "rel_diff", "scs_gap", "torch_gap", "torch_solver",
            "torch_status", "torch_iters", "scs_s", "torch_s", "speedup"]

@@ -32,17 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.estimation.backends import get_backend  # noqa: E402
-from core.estimation.config import default_data_root, load_run_config  # noqa: E402
-from core.estimation.tasks import TaskSet  # noqa: E402
-from core.estimation.training import TrainSpec, prepare_taskset, train_and_evaluate  # noqa: E402
+from core.estimation.models.backends import get_backend  # noqa: E402
+from core.estimation.runs.config import default_data_root, load_run_config  # noqa: E402
+from core.estimation.data.tasks import TaskSet  # noqa: E402
+from core.estimation.models.training import TrainSpec, prepare_taskset, train_and_evaluate  # noqa: E402
 
 CONFIGS = ROOT / "sample_data" / "configs"
 
 
 def tiny_text_tasks() -> TaskSet:
     """SST-2 and CR, 64 training sentences each, from the shared data folder."""
-    from core.estimation.loaders import read_table, text_task
+    from core.estimation.data.loaders import read_table, text_task
 
     data = default_data_root()
     sst2 = text_task("sst2", {"train": read_table(data / "glue_sst2" / "train.tsv")}, text="sentence", label="label",
@@ -53,7 +53,7 @@ def tiny_text_tasks() -> TaskSet:
 
 
 def text_embeddings_cached(cfg) -> bool:
-    from core.estimation.embeddings import is_embedded
+    from core.estimation.data.embeddings import is_embedded
 
     opts = cfg.spec.options
     return is_embedded(cfg.taskset, opts.get("encoder"), opts.get("max_length", 128), opts.get("cache_dir"))

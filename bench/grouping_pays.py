@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table  # noqa: E402
-from core.affinity import AffinityMatrix  # noqa: E402
-from core.estimation.group_training import PartitionTrainer, paired_gain, random_partition, summarize  # noqa: E402
-from core.estimation.run import run_estimation  # noqa: E402
-from core.grouping.estimators import group  # noqa: E402
+from core.matrix.affinity import AffinityMatrix  # noqa: E402
+from core.evaluation.group_training import PartitionTrainer, paired_gain, random_partition, summarize  # noqa: E402
+from core.estimation.runs.orchestrator import run_estimation  # noqa: E402
+from core.grouping.api import group  # noqa: E402
 from core.grouping.objective import average_density, groups_to_labels  # noqa: E402
-from core.runfolder import MANIFEST  # noqa: E402
+from core.estimation.runs.folder import MANIFEST  # noqa: E402
 
 SINGLE, ALL = "single-task", "one model, all tasks"
 
@@ -47,7 +47,7 @@ class PaysSetup:
 def estimate(cfg: Any, out: Path, estimator: str, options: dict, seeds: Sequence[int]) -> tuple[AffinityMatrix, dict]:
     """Affinity matrix of ``estimator`` on the validation split (run folder ``out``, resumed if present)."""
     if estimator == "gradtag":
-        import core.gradtag.estimator  # noqa: F401  (registers --estimator gradtag)
+        import core.estimation.estimators.gradtag  # noqa: F401  (registers --estimator gradtag)
     start = time.perf_counter()
     run = run_estimation(cfg, out=out, estimator=estimator, options=options, seeds=list(seeds), split="val",
                          resume=(out / MANIFEST).is_file())

@@ -3,10 +3,10 @@
 The engine (this package) has no Streamlit dependency: use it from Python or
 through ``python -m core`` (see ``python -m core --help``).
 """
-from core.affinity import AffinityMatrix
+from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError, UnknownNameError
-from core.matrix_io import read_affinity, write_affinity
-from core.preprocess import Preprocessing
+from core.matrix.io import read_affinity, write_affinity
+from core.matrix.preprocess import Preprocessing
 
 __version__ = "0.1.0"
 

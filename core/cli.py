@@ -17,7 +17,6 @@ from core.errors import TaskAffinityError
 COMMAND_MODULES = (
     "core.grouping.cli",
     "core.estimation.cli",
-    "core.sample_data",
 )
 
 

@@ -1,6 +1,6 @@
 """Keeping paths from configs and run folders inside the folders the user allowed.
 
-Rule for run configs (:mod:`core.estimation.config`): every data path, after resolving
+Rule for run configs (:mod:`core.estimation.runs.config`): every data path, after resolving
 ``..`` and following symlinks, must lie inside one of
 
 * the config file's own folder,
@@ -9,11 +9,11 @@ Rule for run configs (:mod:`core.estimation.config`): every data path, after res
 * a folder listed in the config's ``allow_paths:`` (relative to the config's folder), or
 * a folder listed in ``$TASKAFFINITY_ALLOW_PATHS`` (separated by ``os.pathsep``).
 
-Rule for run folders (:mod:`core.runfolder`): a file read from a run folder must resolve
+Rule for run folders (:mod:`core.estimation.runs.folder`): a file read from a run folder must resolve
 inside that folder, so a symlink planted in a run folder cannot make the dashboard read (and
 show parts of, in an error message) a file elsewhere.
 
-The dashboard's runs root is :mod:`core.run_roots`.
+The dashboard's runs root is :mod:`ui.services.roots`.
 """
 from __future__ import annotations
 

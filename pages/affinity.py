@@ -1,7 +1,7 @@
 """Affinity: the heatmap ordered by the current grouping, with in/out transfer per task."""
 import streamlit as st
 
-from core.heatmap_order import order_by_groups
+from core.report.ordering import order_by_groups
 from ui.figures import MAX_CELLS_SIDE, heatmap, transfer_bars
 from ui.grouping import current_grouping
 from ui.state import current_source, guard, keep, preprocessed, preprocessing_controls, remember

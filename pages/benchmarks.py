@@ -1,7 +1,7 @@
 """Benchmarks: what bench/ measured (recovery, solver scaling, estimator accuracy), read from bench/results/*.json."""
 import streamlit as st
 
-from core.bench_results import load_results, missing
+from ui.services.bench_results import load_results, missing
 from ui.bench_figures import charts_for
 from ui.state import guard, sidebar_source
 

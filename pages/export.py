@@ -4,11 +4,11 @@ import json
 import numpy as np
 import streamlit as st
 
-from core.grouping_export import grouping_json, groups_csv
-from core.heatmap_order import order_by_groups
-from core.heatmap_svg import heatmap_svg
-from core.matrix_io import to_csv_text, to_json_dict
-from core.report import ReportInput, to_html, to_markdown
+from core.grouping.export import grouping_json, groups_csv
+from core.report.ordering import order_by_groups
+from core.report.svg import heatmap_svg
+from core.matrix.io import to_csv_text, to_json_dict
+from core.report.page import ReportInput, to_html, to_markdown
 from ui.figures import heatmap
 from ui.grouping import current_grouping
 from ui.images import NO_BROWSER, browser_path, render_static

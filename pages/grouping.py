@@ -3,7 +3,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.compare_groupings import agreement_matrix, differences
+from core.grouping.compare import agreement_matrix, differences
 from core.grouping.objective import groups_to_labels
 from ui.figures import objective_vs_k
 from ui.grouping import (AUTO_K_MAX_N, METHOD_LABELS, SDP_ON_REQUEST_N, default_method, k_choice, methods_for,

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core.transfer_table import negative_transfers
+from core.matrix.transfer import negative_transfers
 from ui.state import current_source, guard, keep, remember
 
 st.header("Negative transfer")

@@ -4,9 +4,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.run_jobs import launch_root, manager, plan_launch, plan_resume, resumable
-from core.run_roots import REPO_ROOT, configured_roots, discover_runs, display_name
-from core.runfolder import read_manifest
+from ui.services.launches import launch_root, manager, plan_launch, plan_resume, resumable
+from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name
+from core.estimation.runs.folder import read_manifest
 from ui.state import guard, sidebar_source
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
@@ -15,14 +15,14 @@ OTHER = "other config file…"
 
 def _estimators() -> list[str]:
     try:
-        from core.estimation.estimators import available
+        from core.estimation.estimators.base import available
     except ImportError:
         return []
     return [e for e in available() if e != "single"]
 
 
 def _holder(path: Path) -> dict | None:
-    from core.estimation.runlock import lock_holder
+    from core.estimation.runs.lock import lock_holder
 
     return lock_holder(path)
 

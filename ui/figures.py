@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.affinity import AffinityMatrix
-from core.heatmap_order import HeatmapOrder, aggregate, transfer_in_out
+from core.matrix.affinity import AffinityMatrix
+from core.report.ordering import HeatmapOrder, aggregate, transfer_in_out
 
 # Red = harm, blue = help, white = 0 (zmid=0 keeps 0 white whatever the range).
 COLORSCALE = "RdBu"

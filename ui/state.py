@@ -11,12 +11,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import streamlit as st
 
-from core.affinity import AffinityMatrix
+from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError, TaskAffinityError
-from core.matrix_io import parse_affinity
-from core.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
-from core.run_roots import configured_roots, discover_runs, display_name, resolve_within
-from core.runfolder import AFFINITY_CSV, AFFINITY_JSON, MANIFEST, MATRICES_DIR, RunFolder, load_run
+from core.matrix.io import parse_affinity
+from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
+from ui.services.roots import configured_roots, discover_runs, display_name, resolve_within
+from core.estimation.runs.folder import AFFINITY_CSV, AFFINITY_JSON, MANIFEST, MATRICES_DIR, RunFolder, load_run
 
 log = logging.getLogger("taskaffinity.dashboard")
 MAX_UPLOAD_MB = 25
@@ -184,7 +184,7 @@ def sidebar_source() -> None:
         if not runs:
             st.session_state["source_error"] = (
                 "No run folders under " + ", ".join(str(r) for r in search) +
-                ". Run `python -m core sample-data --out sample_data`, launch a run on the Runs page, or upload a matrix.")
+                ". Run `python -m scripts.sample_data --out sample_data`, launch a run on the Runs page, or upload a matrix.")
             return
         labels = {display_name(p, allowed): p for p in runs}
         names = list(labels)

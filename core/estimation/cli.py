@@ -30,7 +30,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from core.estimation.estimators import available
+    from core.estimation.estimators.base import available
 
     p = subparsers.add_parser(
         "estimate", help="estimate task affinity (trains subsets; resumable run folder)",
@@ -73,8 +73,8 @@ def _progress_bar(enabled: bool):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from core.estimation.run import run_estimation
-    from core.transfer_table import negative_transfers
+    from core.estimation.runs.orchestrator import run_estimation
+    from core.matrix.transfer import negative_transfers
 
     options: dict[str, Any] = dict(args.option)
     for flag, key in (("subsets", "subsets"), ("subset_size", "subset_size")):

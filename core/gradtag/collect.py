@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core.errors import InvalidInputError
-from core.estimation.tasks import Split, Task, TaskSet
+from core.estimation.data.tasks import Split, Task, TaskSet
 from core.gradtag.gradients import GradientComputer
 from core.gradtag.projector import Projector
 from core.gradtag.store import GradientStore

@@ -21,7 +21,7 @@ class LiftedEvaluator:
 
     Parameters
     ----------
-    model : core.estimation.training.TrainedModel
+    model : core.estimation.models.training.TrainedModel
         The base model (its ``net`` is modified in place during :meth:`scores` and restored).
     computer : GradientComputer
         Bound to ``model.net``: says which parameters ``P theta`` applies to.
@@ -42,7 +42,7 @@ class LiftedEvaluator:
 
     def scores(self, theta: torch.Tensor, tasks: Sequence[str], split: str) -> dict[str, Any]:
         """``{task: TaskScore}`` of the real network with weights ``W0 + P theta``."""
-        from core.estimation.training import _evaluate
+        from core.estimation.models.training import _evaluate
 
         net = self.model.net
         self.computer.set_flat(net, self.w0 + self.delta(theta))

@@ -16,7 +16,7 @@ The orchestrator reads top to bottom, one stage per class:
 5. **lifting** -- :class:`~core.gradtag.lift.LiftedEvaluator`: the real network with
    weights ``W0 + P theta_S`` is evaluated on each task of ``S``: its metric is ``f_i(S)``.
 6. **affinity** -- the rows go through the higher-order estimator's own aggregation
-   (``core.estimation.estimators.HigherOrder.fit``), so ``T_hat`` is built exactly as
+   (``core.estimation.estimators.base.HigherOrder.fit``), so ``T_hat`` is built exactly as
    ``T`` is from real trainings.
 
 Cost accounting: the backend's own FLOPs rule, the one real trainings are charged with
@@ -49,7 +49,7 @@ import torch
 
 from core.atomic import atomic_write_bytes
 from core.errors import InvalidInputError
-from core.estimation.tasks import TaskSet
+from core.estimation.data.tasks import TaskSet
 from core.gradtag.collect import collect_gradients
 from core.gradtag.gradients import GradientComputer
 from core.gradtag.lift import LiftedEvaluator
@@ -193,7 +193,7 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ stages
     def _train_base(self, taskset: TaskSet) -> None:
         """Train W0, or load it from ``store_dir/base.pt`` when made for the same data, spec and seed."""
-        from core.estimation.training import TrainedModel, prepare_taskset, train_multitask
+        from core.estimation.models.training import TrainedModel, prepare_taskset, train_multitask
 
         t0 = time.perf_counter()
         if self.base is not None:  # a base model trained elsewhere (e.g. shared by several projections)
@@ -308,7 +308,7 @@ class GradTAG:
 
     def score_subset(self, index: int) -> list[dict[str, Any]]:
         """Outcome rows of ``subsets_[index]``: the real network at ``W0 + P theta`` on each of its tasks."""
-        from core.estimation.training import perf
+        from core.estimation.models.training import perf
 
         if not hasattr(self, "lifted_"):
             self.lifted_ = LiftedEvaluator(self.base_, self.computer_, self.projector_)
@@ -340,12 +340,12 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ helpers
     @property
     def spec_(self):
-        from core.estimation.training import TrainSpec
+        from core.estimation.models.training import TrainSpec
 
         return self.spec if self.spec is not None else TrainSpec()
 
     def _validate(self, taskset: TaskSet) -> None:
-        from core.estimation.training import TrainSpec
+        from core.estimation.models.training import TrainSpec
 
         if not isinstance(taskset, TaskSet):
             raise InvalidInputError(f"GradTAG.fit needs a TaskSet, got {type(taskset).__name__}.")
@@ -366,8 +366,8 @@ class GradTAG:
         GradientComputer(self.params, method=self.gradient_method)
 
     def _aggregator(self, taskset: TaskSet):
-        from core.estimation.estimators import EstimationContext
-        from core.gradtag.estimator import GradTAGEstimator
+        from core.estimation.estimators.base import EstimationContext
+        from core.estimation.estimators.gradtag import GradTAGEstimator
 
         self._validate(taskset)
         agg = GradTAGEstimator(subsets=self.subsets, subset_size=self.subset_size,

@@ -1,8 +1,8 @@
 """What every grouping method shares: input handling, order independence, results.
 
-Every estimator takes an :class:`~core.affinity.AffinityMatrix` (a bare square
+Every estimator takes an :class:`~core.matrix.affinity.AffinityMatrix` (a bare square
 array is wrapped with names ``t0, t1, ...``), applies an optional
-:class:`~core.preprocess.Preprocessing` (recorded in ``preprocessing_``), and
+:class:`~core.matrix.preprocess.Preprocessing` (recorded in ``preprocessing_``), and
 works on ``S = (T + T') / 2``.
 
 Order independence: before fitting, tasks are put in name order and the
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from core.affinity import AffinityMatrix
+from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError
 from core.grouping.objective import (average_density, canonical_labels, labels_to_groups, symmetrize, validate_k,
                                      validate_scale)
-from core.preprocess import Preprocessing
+from core.matrix.preprocess import Preprocessing
 
 
 @dataclass
@@ -83,7 +83,7 @@ class BaseGrouping(ABC):
         """Validate method parameters (subclasses extend); called first in fit."""
         if self.preprocessing is not None and not isinstance(self.preprocessing, Preprocessing):
             raise InvalidInputError(
-                f"preprocessing must be a core.preprocess.Preprocessing or None, got {type(self.preprocessing).__name__}.")
+                f"preprocessing must be a core.matrix.preprocess.Preprocessing or None, got {type(self.preprocessing).__name__}.")
 
     @abstractmethod
     def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from core.errors import InvalidInputError
 from core.grouping.base import BaseGrouping
 from core.grouping.rounding import fix_group_count
-from core.preprocess import Preprocessing
+from core.matrix.preprocess import Preprocessing
 
 
 def spectral_affinity(S: np.ndarray, tau: float | str = "auto") -> tuple[np.ndarray, float]:

@@ -30,12 +30,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from core.affinity import AffinityMatrix
+from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError
 from core.grouping.base import _jsonable, as_affinity_matrix
 from core.grouping.objective import symmetrize, validate_k, validate_scale
-from core.grouping.sdp import solve_sdp
-from core.preprocess import Preprocessing
+from core.grouping.sdp.relaxation import solve_sdp
+from core.matrix.preprocess import Preprocessing
 
 RULES = ("sweep", "penalty", "eigengap")
 
@@ -102,13 +102,13 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
     **opts
         Further options of the grouping method.
     """
-    from core.grouping.estimators import make_grouping
+    from core.grouping.api import make_grouping
 
     m = as_affinity_matrix(matrix)
     validate_scale(m.values)
     if preprocessing is not None:
         if not isinstance(preprocessing, Preprocessing):
-            raise InvalidInputError("preprocessing must be a core.preprocess.Preprocessing or None.")
+            raise InvalidInputError("preprocessing must be a core.matrix.preprocess.Preprocessing or None.")
         m = preprocessing.apply(m)
     n = m.n
     ks = sorted({validate_k(k, n) for k in (default_k_range(n) if k_range is None else k_range)})

@@ -36,9 +36,9 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(subparsers) -> None:
-    from core.grouping.estimators import GROUPING_METHODS
-    from core.grouping.sdp import SOLVERS
-    from core.preprocess import DIAGONAL_MODES, TRANSFORMS
+    from core.grouping.api import GROUPING_METHODS
+    from core.grouping.sdp.relaxation import SOLVERS
+    from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS
 
     p = subparsers.add_parser("group", help="group tasks from an affinity matrix (CSV, JSON or NPZ)",
                               description=__doc__.split("\n\n")[0])
@@ -55,9 +55,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.grouping.estimators import group
-    from core.matrix_io import read_affinity
-    from core.preprocess import Preprocessing
+    from core.grouping.api import group
+    from core.matrix.io import read_affinity
+    from core.matrix.preprocess import Preprocessing
 
     matrix = read_affinity(args.affinity)
     pre = None

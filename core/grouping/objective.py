@@ -8,7 +8,7 @@ Objective (average density). For a partition of the tasks into groups
 The double sum runs over ordered pairs *including* ``u == v``, so the diagonal
 ``S[v, v]`` counts once per task (divided by its group size). Whether the
 diagonal holds single-task values, zeros or gains is the preprocessing's choice
-(:class:`core.preprocess.Preprocessing`, ``diagonal=keep|zero|gain``), recorded
+(:class:`core.matrix.preprocess.Preprocessing`, ``diagonal=keep|zero|gain``), recorded
 with the result. Only the symmetric part matters: ``sum_{u,v in C} T[u,v]`` is
 the same for ``T`` and ``S``. With the normalised partition matrix
 ``X* = sum_i v_i v_i' / |C_i|`` (``v_i`` the 0/1 indicator of ``C_i``),
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from core.errors import InvalidInputError
-from core.preprocess import symmetrize
+from core.matrix.preprocess import symmetrize
 
 __all__ = [
     "average_density",
@@ -42,7 +42,7 @@ __all__ = [
 
 #: Largest |T[u, v]| grouped. Above it, sums and squares inside the methods (S = (T + T')/2,
 #: k-means distances, exp((S - max S)/tau), SDP residuals) overflow float64 and the answer
-#: would be arbitrary; found by the property tests in tests/test_hardening_properties.py.
+#: would be arbitrary; found by the property tests in tests/hardening/test_hardening_properties.py.
 MAX_ABS_VALUE = 1e100
 
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.affinity import AffinityMatrix
+from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError
 
 

@@ -1,0 +1,344 @@
+"""The run orchestrator: config -> jobs -> executor -> store -> matrices -> run folder.
+
+:func:`run_estimation` writes the run folder of :mod:`core.estimation.runs.folder`. Every finished training
+is committed to ``results.sqlite`` at once, so a run killed at any moment loses only the
+trainings in flight; ``resume=True`` skips stored jobs and, since jobs are deterministic and the
+matrices are computed from the sorted store, ends with the same matrices as an uninterrupted
+run. One writer per folder (``run.lock``); a resumed run must have the same config and data.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from core.atomic import atomic_write_text
+from core.errors import InvalidInputError, RunStateError
+from core.estimation.estimators.base import EstimationContext, Estimator, get_estimator
+from core.estimation.runs.executors import Executor, get_executor
+from core.estimation.runs.lock import RunLock
+from core.estimation.runs.store import ResultStore, subset_key
+from core.matrix.io import write_affinity
+from core.estimation.runs.folder import (AFFINITY_CSV, AFFINITY_JSON, LOCK, MANIFEST, MATRICES_DIR, RESULTS_CSV, RESULTS_DB,
+                            RUN_FORMAT, RUN_VERSION, RunFolder, load_run, read_manifest)
+
+Progress = Callable[[int, int, str], None]
+SPLITS = ("train", "val", "test")
+PACKAGES = ("taskaffinity", "numpy", "scipy", "pandas", "scikit-learn", "torch", "transformers", "ray")
+CSV_EVERY_S = 10.0
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if name == "torch" and "torch" in sys.modules:
+                out[name] = getattr(sys.modules["torch"], "__version__", "?")
+    return out
+
+
+def _load_config(config: Any):
+    if isinstance(config, (str, os.PathLike)):
+        from core.estimation.runs.config import load_run_config
+
+        return load_run_config(config)
+    for attr in ("taskset", "spec"):
+        if not hasattr(config, attr):
+            raise InvalidInputError(f"config: expected a path to a run config or a RunConfig, got {type(config).__name__}.")
+    return config
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InvalidInputError(f"{where}: seeds must be a non-empty list of integers, got {value!r}.")
+    out = []
+    for s in value:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise InvalidInputError(f"{where}: seed {s!r} is not an integer >= 0.")
+        out.append(int(s))
+    if len(set(out)) != len(out):
+        raise InvalidInputError(f"{where}: seeds {out} repeat a seed; list each seed once.")
+    return tuple(out)
+
+
+def resolve(cfg: Any, estimator: str | Estimator | None, options: Mapping[str, Any] | None,
+            seeds: Sequence[int] | None, split: str | None) -> tuple[Estimator, EstimationContext]:
+    """The estimator and context of a run: arguments override the config's ``estimator`` section."""
+    section = dict(getattr(cfg, "estimator", None) or {})
+    if isinstance(estimator, Estimator):
+        est = estimator
+        if options:
+            raise InvalidInputError("options: give them to the Estimator instance, not alongside it.")
+    else:
+        name = estimator or section.get("name") or section.get("kind")  # "kind" is accepted as an alias
+        if not name:
+            raise InvalidInputError("estimator: none chosen; pass --estimator (pairwise, higher-order, ...) or set "
+                                    "estimator.name in the config.")
+        if not isinstance(name, str):
+            raise InvalidInputError(f"estimator: name must be a string, got {name!r}.")
+        opts = {k: v for k, v in section.items() if k not in ("name", "kind", "seeds", "split")}
+        if estimator and (section.get("name") or section.get("kind")) not in (None, estimator):
+            opts = {}  # the config's options belong to another estimator
+        opts.update({k: v for k, v in (options or {}).items() if v is not None})
+        est = get_estimator(name, **opts)
+    raw = getattr(cfg, "raw", None) or {}
+    if seeds is not None:
+        seeds_t = _seeds(list(seeds), "--seeds")
+    elif "seeds" in section:
+        seeds_t = _seeds(section["seeds"], "estimator.seeds")
+    elif isinstance(raw, Mapping) and "seeds" in raw:
+        seeds_t = _seeds(raw["seeds"], "seeds")
+    else:
+        seeds_t = (0,)
+    split = split or section.get("split") or "val"
+    if split not in SPLITS:
+        raise InvalidInputError(f"split {split!r} is not one of {', '.join(SPLITS)}.")
+    names = tuple(cfg.taskset.names)
+    for n in names:
+        subset_key((n,))
+    ctx = EstimationContext(names=names, seeds=seeds_t, split=split)
+    est.validate(ctx)
+    return est, ctx
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    d = asdict(spec) if is_dataclass(spec) else dict(vars(spec))
+    return json.loads(json.dumps(d, default=str, sort_keys=True))
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            d = _first_difference(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}" if path else str(k))
+            if d:
+                return d
+        return None
+    return None if a == b else f"{path or 'config'} (run has {a!r}, now {b!r})"
+
+
+def _prepare(cfg: Any) -> Any:
+    """The task set as the backend wants it (e.g. texts embedded once, before any job is shipped)."""
+    from core.estimation.models.backends import get_backend
+    from core.estimation.models.training import prepare_taskset
+
+    spec = cfg.spec
+    return prepare_taskset(get_backend(spec.backend, **dict(getattr(spec, "options", {}) or {})), cfg.taskset)
+
+
+def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Estimator | None = None,
+                   options: Mapping[str, Any] | None = None, resume: bool = False,
+                   executor: str | Executor = "local", address: str | None = None,
+                   executor_options: Mapping[str, Any] | None = None, seeds: Sequence[int] | None = None,
+                   split: str | None = None, progress: Progress | None = None) -> RunFolder:
+    """Run an affinity estimation into the run folder ``out`` and return it (read back from disk).
+
+    Parameters
+    ----------
+    config : path or RunConfig
+        A YAML/TOML run config (:func:`core.estimation.runs.config.load_run_config`) or a loaded one.
+    out : path
+        The run folder (created; must not already hold a run unless ``resume``).
+    estimator : str or Estimator, optional
+        Registry name (``pairwise``, ``higher-order``, ``true``, ``single``, ...); default: the
+        config's ``estimator.name``.
+    options : mapping, optional
+        Estimator options overriding the config's ``estimator`` section (e.g. ``subsets``).
+    resume : bool
+        Continue the run in ``out``, skipping stored jobs; refused if config or data differ.
+    executor : {"local", "ray"} or Executor
+    address : str, optional
+        Ray cluster address (``--executor ray`` only).
+    seeds : sequence of int, optional
+        Training seeds (default: the config's, else ``[0]``).
+    split : {"val", "test", "train"}, optional
+        The split scored for affinities (default ``val``).
+    progress : callable, optional
+        Called as ``progress(done, total, message)`` after each finished job (and at the start).
+    """
+    cfg = _load_config(config)
+    est, ctx = resolve(cfg, estimator, options, seeds, split)
+    exe = get_executor(executor, address=address, **dict(executor_options or {}))
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out}: exists and is not a folder; choose a folder for the run.")
+    identity = {"estimator": est.name, "options": est.params(), "seeds": list(ctx.seeds), "split": ctx.split,
+                "tasks": list(ctx.names), "spec": _spec_dict(cfg.spec)}
+    data_hashes = cfg.taskset.fingerprints()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunStateError(f"--out {out}: cannot create the run folder ({exc.strerror}); choose a folder you may "
+                            "write to.") from None
+    with RunLock(out / LOCK) as lock:
+        manifest = _open_manifest(out, cfg, resume, identity, data_hashes, ctx)
+        if lock.stale:
+            manifest.setdefault("events", []).append(
+                {"time": _now(), "event": f"took over a stale lock of dead process {lock.stale.get('pid')}"})
+        return _execute(out, cfg, est, ctx, exe, manifest, progress)
+
+
+def _open_manifest(out: Path, cfg: Any, resume: bool, identity: dict, data_hashes: dict,
+                   ctx: EstimationContext) -> dict[str, Any]:
+    has_run = (out / MANIFEST).is_file() or (out / RESULTS_DB).is_file()
+    if has_run and not resume:
+        status = read_manifest(out).get("status", "unknown") if (out / MANIFEST).is_file() else "unknown"
+        raise RunStateError(f"{out}: already holds a run (status {status}); add --resume to continue it, or choose "
+                            "another --out.")
+    if resume and not (out / MANIFEST).is_file():
+        raise RunStateError(f"{out}: nothing to resume (no {MANIFEST}); drop --resume to start a new run there.")
+    if resume:
+        manifest = read_manifest(out)
+        old = manifest.get("config", {}).get("resolved", {})
+        diff = _first_difference(old, identity)
+        if diff:
+            raise RunStateError(f"{out}: cannot resume: the config differs in {diff}; use the run's config, or "
+                                "start a new run in another --out.")
+        old_hashes = manifest.get("data_hashes", {})
+        if old_hashes != data_hashes:
+            task = next((t for t in sorted(set(old_hashes) | set(data_hashes))
+                         if old_hashes.get(t) != data_hashes.get(t)), "?")
+            raise RunStateError(f"{out}: cannot resume: the data of task {task!r} differ from the run's "
+                                f"(hash {old_hashes.get(task)} vs {data_hashes.get(task)}); resume with the same data "
+                                "or start a new run.")
+        manifest.setdefault("events", []).append({"time": _now(), "event": "resumed"})
+        return manifest
+    path = getattr(cfg, "path", None)
+    manifest = {
+        "format": RUN_FORMAT, "version": RUN_VERSION, "name": getattr(cfg, "name", None) or out.name,
+        "created": _now(), "status": "running", "estimator": identity["estimator"],
+        "config": {"source": str(path) if path else None, "raw": _jsonable(getattr(cfg, "raw", None) or {}),
+                   "resolved": identity},
+        "seeds": list(ctx.seeds), "split": ctx.split, "packages": package_versions(), "data_hashes": data_hashes,
+        "cost": {"trainings": 0, "seconds": 0.0, "flops": None, "wall_seconds": 0.0}, "tasks": list(ctx.names),
+        "events": [{"time": _now(), "event": "started"}],
+    }
+    _write_manifest(out, manifest)  # before the store exists, so a run killed at any moment can be resumed
+    return manifest
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    manifest["updated"] = _now()
+    atomic_write_text(out / MANIFEST, json.dumps(_jsonable(manifest), indent=1, allow_nan=False, default=str))
+
+
+def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor,
+             manifest: dict[str, Any], progress: Progress | None) -> RunFolder:
+    started = time.monotonic()
+    wall_before = float(manifest.get("cost", {}).get("wall_seconds") or 0.0)
+    store = ResultStore.open(out / RESULTS_DB)
+    manifest["status"] = "running"
+    manifest["executor"] = exe.describe()
+    _write_manifest(out, manifest)
+    status = "failed"
+    known: dict[tuple, Any] = {}
+    last_csv = time.monotonic()
+
+    def report(msg: str) -> None:
+        if progress is not None:
+            done = store.done_keys()
+            progress(sum(k in done for k in known), len(known), msg)
+
+    try:
+        payload = None
+        runner = est.runner()
+        while True:
+            outcomes = store.outcomes()
+            round_jobs = {j.key: j for j in est.jobs(ctx, outcomes)}
+            known.update(round_jobs)
+            done = store.done_keys()
+            todo = [j for k, j in round_jobs.items() if k not in done]
+            manifest["progress"] = {"done": sum(k in done for k in known), "total": len(known)}
+            if not todo:
+                break
+            report(f"{len(todo)} job(s) to run, {len(round_jobs) - len(todo)} already stored")
+            if payload is None:
+                from core.estimation.runs.job import JobPayload
+
+                if progress:
+                    progress(manifest["progress"]["done"], len(known), "preparing tasks")
+                payload = JobPayload(taskset=_prepare(cfg), spec=cfg.spec)
+            results = exe.map(runner, todo, payload)
+            try:
+                for job, result in results:
+                    store.record(result)
+                    report(f"finished {job.describe()} in {result.seconds:.1f}s")
+                    if time.monotonic() - last_csv > CSV_EVERY_S:
+                        store.export_csv(out / RESULTS_CSV)
+                        _update_cost(manifest, store, wall_before, started)
+                        manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
+                        _write_manifest(out, manifest)
+                        last_csv = time.monotonic()
+            finally:
+                results.close()
+        est.fit(ctx, store.outcomes())
+        _write_matrices(out, est)
+        status = "complete"
+        report("complete")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except OSError as exc:  # disk full, permission denied, ...: say so in one line
+        raise RunStateError(f"{out}: could not write the run ({exc}); finished trainings are kept in {RESULTS_DB}. "
+                            "Free disk space or fix write permission, then continue with --resume.") from None
+    finally:
+        try:
+            store.export_csv(out / RESULTS_CSV)
+            _update_cost(manifest, store, wall_before, started, est if status == "complete" else None)
+            manifest["status"] = status
+            manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
+            manifest["events"].append({"time": _now(), "event": status})
+            manifest["executor"] = exe.describe()
+            _write_manifest(out, manifest)
+        except (OSError, sqlite3.Error) as exc:
+            raise RunStateError(f"{out}: could not record the run's status ({exc}); finished trainings are kept in "
+                                f"{RESULTS_DB}. Free disk space or fix write permission, then continue with --resume.") from None
+        finally:
+            store.close()
+            exe.close()
+    return load_run(out)
+
+
+def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: float, started: float,
+                 fitted: Estimator | None = None) -> None:
+    cost = store.cost()
+    trainings = (getattr(fitted, "cost_", None) or {}).get("trainings")
+    if trainings is not None and trainings != cost["trainings"]:
+        # the estimator knows better what a job costs (PVI: two trainings per job; Grad-TAG: estimates, not
+        # trainings); the stored job count stays beside it
+        cost["jobs"], cost["trainings"] = cost["trainings"], int(trainings)
+    cost["wall_seconds"] = wall_before + (time.monotonic() - started)
+    if cost["flops"] != cost["flops"]:
+        cost["flops"] = None
+    manifest["cost"] = cost
+
+
+def _write_matrices(out: Path, est: Estimator) -> None:
+    matrices = est.matrices_
+    if not matrices:
+        raise RunStateError(f"estimator {est.name!r} produced no matrix.")
+    main = next(iter(matrices.values()))
+    for name, m in matrices.items():
+        write_affinity(m, out / MATRICES_DIR / f"{name}.json")
+    write_affinity(main, out / AFFINITY_JSON)
+    write_affinity(main, out / AFFINITY_CSV)

@@ -1,0 +1,155 @@
+"""The non-UI modules behind the dashboard: ordering, aggregation, roots, re-rounding, comparison, exports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ui.services.bench_results import load_results, missing
+from core.grouping.compare import agreement_matrix, differences
+from core.errors import InvalidInputError
+from core.grouping.planted import planted_affinity
+from core.grouping.sdp.grouping import SDPGrouping
+from core.grouping.export import grouping_json, groups_csv
+from core.report.ordering import aggregate, order_by_groups, transfer_in_out
+from core.report.svg import heatmap_svg
+from core.matrix.preprocess import Preprocessing
+from core.report.page import ReportInput, to_html, to_markdown
+from ui.services.launches import JobManager, RunJob
+from ui.services.roots import discover_runs, resolve_within
+from core.estimation.runs.folder import load_run
+from scripts.sample_data import PLANTED, generate
+
+
+@pytest.fixture(scope="module")
+def case():
+    return planted_affinity((5, 4, 3), noise=0.3, seed=4)
+
+
+def test_order_makes_groups_contiguous(case):
+    order = order_by_groups(case.matrix.values, case.labels)
+    drawn = case.labels[order.order]
+    assert sorted(order.order) == list(range(case.matrix.n))
+    assert len(order.boundaries) == 2
+    for a, b in zip((0, *order.boundaries), (*order.boundaries, len(drawn))):
+        assert len(set(drawn[a:b])) == 1
+    with pytest.raises(InvalidInputError):
+        order_by_groups(case.matrix.values, [0, 1])
+
+
+def test_aggregate_block_means_and_ranges():
+    v = np.arange(100, dtype=float).reshape(10, 10)
+    agg = aggregate(v, 5)
+    assert agg.values.shape == (5, 5) and agg.edges.tolist() == [0, 2, 4, 6, 8, 10]
+    assert agg.values[0, 0] == v[:2, :2].mean() and agg.low[1, 2] == v[2:4, 4:6].min()
+    assert agg.high[4, 4] == 99
+    inn, out = transfer_in_out(np.array([[5.0, 1.0], [-1.0, 5.0]]))
+    assert inn.tolist() == [-1.0, 1.0] and out.tolist() == [1.0, -1.0]
+
+
+def test_resolve_within_refuses_outside(tmp_path):
+    (tmp_path / "a").mkdir()
+    assert resolve_within("a", [tmp_path]) == (tmp_path / "a").resolve()
+    with pytest.raises(InvalidInputError, match="outside the runs root"):
+        resolve_within("../", [tmp_path])
+    with pytest.raises(InvalidInputError, match="no such folder"):
+        resolve_within("b", [tmp_path])
+
+
+def test_sample_data_command_writes_readable_runs(tmp_path):
+    written = generate(tmp_path, ["planted-12"], log=lambda s: None)
+    run = load_run(written[0])
+    assert run.status == "complete" and set(run.matrices) == {"main", "true"}
+    m = run.main
+    assert m.n == 12 and m.uncertainty is not None and np.all(m.counts == PLANTED[0].seeds)
+    groups = run.manifest["planted_groups"]
+    assert sorted(x for g in groups for x in g) == sorted(m.names)
+    assert discover_runs([tmp_path]) == [written[0]]
+    with pytest.raises(InvalidInputError):
+        generate(tmp_path, ["nothing-like-this"], log=lambda s: None)
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0, 3.0])
+def test_rerounding_matches_a_fresh_sdp_fit(case, c):
+    pre = Preprocessing(transform="center")
+    fresh = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix)
+    base = SDPGrouping(3, c=1.0, solver="cvxpy", preprocessing=pre).fit(case.matrix)
+    again = SDPGrouping(3, c=c, solver="cvxpy", preprocessing=pre).fit(case.matrix, solution=base.solution_)
+    assert again.details_["reused_solution"] and not fresh.details_["reused_solution"]
+    assert again.labels_.tolist() == fresh.labels_.tolist()
+    assert again.result().gap == pytest.approx(fresh.result().gap, abs=1e-4)
+    assert again.details_["solver"] == fresh.details_["solver"]
+
+
+def test_a_solution_for_another_problem_is_refused(case):
+    base = SDPGrouping(3, solver="cvxpy").fit(case.matrix)
+    with pytest.raises(InvalidInputError, match="k = 3.*k = 4"):
+        SDPGrouping(4).fit(case.matrix, solution=base.solution_)
+    with pytest.raises(InvalidInputError, match="SDPSolution"):
+        SDPGrouping(3).fit(case.matrix, solution=base.X_)
+
+
+def test_compare_and_export(case):
+    res = SDPGrouping(3, solver="cvxpy").fit(case.matrix).result()
+    other = list(res.labels)
+    other[0] = (other[0] + 1) % 3
+    ari = agreement_matrix({"a": res.labels, "b": other, "truth": case.labels.tolist()})
+    assert ari.loc["a", "a"] == 1 and ari.loc["a", "b"] < 1
+    diff = differences(case.matrix.names, {"a": res.labels, "b": other})
+    assert diff["task"].tolist() == [case.matrix.names[0]]
+    csv = groups_csv(res)
+    assert csv.splitlines()[0] == "task,group" and len(csv.splitlines()) == case.matrix.n + 1
+    rec = json.loads(grouping_json(res, case.matrix, source="x"))
+    assert rec["format"] == "taskaffinity.grouping" and rec["k"] == 3 and rec["groups"] == res.groups
+
+
+def test_report_and_svg(case):
+    order = order_by_groups(case.matrix.values, case.labels)
+    svg = heatmap_svg(case.matrix.values[np.ix_(order.order, order.order)], case.matrix.names,
+                      boundaries=order.boundaries, title="t <&>")
+    assert svg.startswith("<svg") and svg.count("<line") == 4 and "t &lt;&amp;&gt;" in svg
+    inp = ReportInput(matrix=case.matrix, source="planted", groups=[["t00", "t01"], list(case.matrix.names[2:])],
+                      grouping={"method": "sdp", "k": 2, "objective": 1.5})
+    md = to_markdown(inp)
+    assert "## Grouping" in md and "Worst negative transfers" in md and "| 1 | 2 |" in md
+    assert "<svg" in to_html(inp, heatmap_svg=svg)
+
+
+def test_bench_results_reader(tmp_path):
+    (tmp_path / "recovery.json").write_text(json.dumps({"name": "recovery", "title": "R", "command": "c", "run": "r",
+                                                        "machine": "m", "markdown": "| a |", "data": []}))
+    (tmp_path / "broken.json").write_text("{")
+    res = load_results(tmp_path)
+    assert [r.name for r in res] == ["recovery", "broken"] and res[1].error
+    assert "recovery" not in [m[0] for m in missing(res)]
+
+
+def test_run_job_reports_a_bad_config_as_failed(tmp_path):
+    job = JobManager().start(RunJob(tmp_path / "missing.yaml", tmp_path / "run", "pairwise"))
+    job._thread.join(60)
+    snap = job.snapshot()
+    assert snap.status == "failed" and snap.error and snap.finished is not None
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_bench_charts_from_the_saved_results():
+    from ui.bench_figures import charts_for
+
+    results = {r.name: r for r in load_results()}
+    scaling = charts_for("sdp_scaling", results["sdp_scaling"].data)[0][1]
+    solvers = {t.name.split(",")[0] for t in scaling.data}
+    assert solvers == {"torch (first-order)", "cvxpy + SCS"} and scaling.layout.xaxis.type == "log"
+    n_points = sum(len(t.x) for t in scaling.data)
+    rows = results["sdp_scaling"].data
+    assert n_points == sum(isinstance(r.get(c), (int, float)) for r in rows for c in ("torch_s", "scs_s"))
+    recovery = charts_for("recovery", results["recovery"].data)[0][1]
+    sdp = next(t for t in recovery.data if t.name == "sdp")
+    table = {(r["family"], r["method"]): r["exact"] for r in results["recovery"].data["table"]}
+    a, b = table[("balanced", "sdp")].split("/")
+    assert sdp.y[list(sdp.x).index("balanced")] == pytest.approx(int(a) / int(b))
+    assert charts_for("estimation", results["estimation"].data)
+    # A benchmark without its own builder (e.g. gradtag) gets the generic chart from its rows.
+    generic = charts_for("gradtag", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
+    assert list(generic[0][1].data[0].y) == [1.0, 0.5, 0.25]
+    assert charts_for("gradtag", {"notes": "no rows"}) == []
