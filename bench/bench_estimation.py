@@ -118,10 +118,10 @@ def main(argv=None) -> None:
         g = run(CONFIGS / "graph.yaml", args.work / "graph-pairwise", "pairwise")
         thr.append(throughput_row(f"sbm graph ({g.main.n})", "graph (SGC)", g))
     if "transformer" in only:
-        from core.estimation.models.backends import backend_class
+        from core.estimation.models.backends import BACKENDS
 
         try:
-            backend_class("transformer")
+            BACKENDS.get("transformer")
         except Exception as exc:  # not built on this branch yet
             body.append(f"Transformer backend not available here ({type(exc).__name__}); no throughput measured.\n")
     if thr:

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from core.estimation.estimators.base import EstimationContext, HigherOrder  # noqa: E402
+from core.estimation.estimators.base import EstimationContext  # noqa: E402
+from core.estimation.estimators.subsets import HigherOrderAffinity  # noqa: E402
 from core.estimation.models.training import (TrainSpec, evaluate, perf, train_and_evaluate,  # noqa: E402
                                      train_multitask)
 from core.evaluation.gradtag_accuracy import matrix_distance, subset_errors  # noqa: E402
@@ -86,16 +87,16 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
     true_df, true_sec, true_flops = true_outcomes(taskset, subsets, spec, seed, split)
     true_wall = time.perf_counter() - t0
     print(f"   true: {len(subsets)} trainings, {true_wall:.1f}s, {true_flops:.3g} FLOPs", flush=True)
-    T_gain = HigherOrder(**opts, baseline="single").fit(ctx, true_df).main_
-    T_raw = HigherOrder(**opts, baseline="none").fit(ctx, true_df).main_
+    T_gain = HigherOrderAffinity(**opts, baseline="single").fit(ctx, true_df).main_
+    T_raw = HigherOrderAffinity(**opts, baseline="none").fit(ctx, true_df).main_
 
     t0 = time.perf_counter()
     base = train_multitask(taskset, taskset.names, spec, seed)
     base_sec = time.perf_counter() - t0
     ft_df, ft_sec, _ = true_outcomes(taskset, subsets, spec, seed, split, base=base)
     print(f"   fine-tuned from the base: {ft_sec:.1f}s", flush=True)
-    F_gain = HigherOrder(**opts, baseline="single").fit(ctx, ft_df).main_
-    F_raw = HigherOrder(**opts, baseline="none").fit(ctx, ft_df).main_
+    F_gain = HigherOrderAffinity(**opts, baseline="single").fit(ctx, ft_df).main_
+    F_raw = HigherOrderAffinity(**opts, baseline="none").fit(ctx, ft_df).main_
     rows = []
     for label, dim, proj, reg in settings:
         for r in (regs if reg is None else (reg,)):

@@ -15,10 +15,10 @@ OTHER = "other config file…"
 
 def _estimators() -> list[str]:
     try:
-        from core.estimation.estimators.base import available
+        from core.estimation.estimators.base import ESTIMATORS
     except ImportError:
         return []
-    return [e for e in available() if e != "single"]
+    return [e for e in ESTIMATORS.names() if e != "single"]
 
 
 def _holder(path: Path) -> dict | None:

@@ -10,15 +10,15 @@ from typing import Any
 
 import streamlit as st
 
-from core.matrix.affinity import AffinityMatrix
+from core.errors import InvalidInputError
+from core.grouping.api import GROUPING_METHODS, group
 from core.grouping.base import GroupingResult
 from core.grouping.choose_k import KChoice, choose_k
-from core.grouping.api import GROUPING_METHODS, group
 from core.grouping.exhaustive import ExhaustiveGrouping
-from core.errors import InvalidInputError
 from core.grouping.objective import validate_k
-from core.grouping.sdp.relaxation import SDPSolution
 from core.grouping.sdp.grouping import SDPGrouping
+from core.grouping.sdp.relaxation import AUTO_CVXPY_MAX_N, DEFAULT_TOL, SDPSolution
+from core.matrix.affinity import AffinityMatrix
 from core.matrix.preprocess import Preprocessing
 from ui.state import Source, current_preprocessing, setting
 
@@ -44,8 +44,6 @@ def solvers_available() -> list[str]:
 
 def default_method(n: int) -> str:
     """SDP where it answers within seconds on a CPU (cvxpy up to 150 tasks, torch up to 300), else spectral."""
-    from core.grouping.sdp.relaxation import AUTO_CVXPY_MAX_N
-
     limit = SDP_ON_REQUEST_N if "torch" in solvers_available() else AUTO_CVXPY_MAX_N
     return "sdp" if n <= limit else "spectral"
 
@@ -76,8 +74,6 @@ def _pre(pre: tuple) -> Preprocessing:
 
 @st.cache_data(max_entries=64, show_spinner="Solving the SDP relaxation…")
 def _sdp_solution(key: str, k: int, pre: tuple, solver: str, _matrix: AffinityMatrix) -> tuple[SDPSolution, float]:
-    from core.grouping.sdp.relaxation import AUTO_CVXPY_MAX_N, DEFAULT_TOL
-
     tol = LARGE_SDP_TOL if _matrix.n > AUTO_CVXPY_MAX_N else DEFAULT_TOL
     est = SDPGrouping(k, solver=solver, preprocessing=_pre(pre), tol=tol).fit(_matrix)
     return est.solution_, float(est.seconds_)

@@ -14,6 +14,9 @@ import sys
 from typing import Any
 
 from core.errors import InvalidInputError
+from core.estimation.estimators.base import ESTIMATORS
+from core.estimation.runs.orchestrator import run_estimation
+from core.matrix.transfer import negative_transfers
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -30,14 +33,12 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from core.estimation.estimators.base import available
-
     p = subparsers.add_parser(
         "estimate", help="estimate task affinity (trains subsets; resumable run folder)",
         description="Estimate a task-affinity matrix T[u, v] (row = source, column = target, higher is better) "
                     "and write a run folder: manifest.json, results.sqlite, results.csv, affinity.csv/json, matrices/.")
     p.add_argument("--config", required=True, help="run config (YAML or TOML): tasks, training, estimator")
-    p.add_argument("--estimator", help=f"estimator: {', '.join(available())} (default: the config's estimator.name)")
+    p.add_argument("--estimator", help=f"estimator: {', '.join(ESTIMATORS.names())} (default: the config's estimator.name)")
     p.add_argument("--out", required=True, help="run folder to write (or to resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished trainings")
     p.add_argument("--executor", default="local", choices=("local", "ray"), help="where trainings run (default local)")
@@ -73,9 +74,6 @@ def _progress_bar(enabled: bool):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from core.estimation.runs.orchestrator import run_estimation
-    from core.matrix.transfer import negative_transfers
-
     options: dict[str, Any] = dict(args.option)
     for flag, key in (("subsets", "subsets"), ("subset_size", "subset_size")):
         value = getattr(args, flag)

@@ -16,7 +16,7 @@ The orchestrator reads top to bottom, one stage per class:
 5. **lifting** -- :class:`~core.gradtag.lift.LiftedEvaluator`: the real network with
    weights ``W0 + P theta_S`` is evaluated on each task of ``S``: its metric is ``f_i(S)``.
 6. **affinity** -- the rows go through the higher-order estimator's own aggregation
-   (``core.estimation.estimators.base.HigherOrder.fit``), so ``T_hat`` is built exactly as
+   (``core.estimation.estimators.base.HigherOrderAffinity.fit``), so ``T_hat`` is built exactly as
    ``T`` is from real trainings.
 
 Cost accounting: the backend's own FLOPs rule, the one real trainings are charged with
@@ -108,7 +108,7 @@ class GradTAG:
     split : {"val", "test", "train"}
         Split on which f_i(S) is scored.
     subsets, subset_size, min_pair_coverage, sample_seed, baseline
-        The higher-order sampling / aggregation options (see ``HigherOrder``); ``fit`` estimates
+        The higher-order sampling / aggregation options (see ``HigherOrderAffinity``); ``fit`` estimates
         these sampled subsets (plus singletons when ``baseline="single"``) unless given a list.
     base : TrainedModel, optional
         A base model already trained on all tasks (its FLOPs are still counted; its time is not).

@@ -10,30 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from core.errors import InvalidInputError
+from core.grouping.base import GroupingResult, as_affinity_matrix
+from core.grouping.choose_k import choose_k
+from core.grouping.registry import GROUPING_METHODS, make_grouping
 from core.matrix.affinity import AffinityMatrix
-from core.errors import InvalidInputError, UnknownNameError
-from core.grouping.base import BaseGrouping, GroupingResult, as_affinity_matrix
-from core.grouping.baselines import LloydGrouping, SpectralGrouping
-from core.grouping.exhaustive import ExhaustiveGrouping
-from core.grouping.sdp.grouping import SDPGrouping
-
-GROUPING_METHODS: dict[str, type[BaseGrouping]] = {
-    "sdp": SDPGrouping,
-    "spectral": SpectralGrouping,
-    "lloyd": LloydGrouping,
-    "exhaustive": ExhaustiveGrouping,
-}
-
-
-def make_grouping(method: str, k: int, **opts: Any) -> BaseGrouping:
-    """An unfitted estimator for ``method`` with options ``opts`` (unknown options are an error)."""
-    if method not in GROUPING_METHODS:
-        raise UnknownNameError(f"unknown grouping method {method!r}; choose one of {', '.join(GROUPING_METHODS)}.")
-    cls = GROUPING_METHODS[method]
-    try:
-        return cls(k, **opts)
-    except TypeError as exc:
-        raise InvalidInputError(f"grouping method {method!r}: {exc}") from None
 
 
 def group(matrix: AffinityMatrix, k: int | str, method: str = "sdp", **opts: Any) -> GroupingResult:
@@ -49,16 +30,13 @@ def group(matrix: AffinityMatrix, k: int | str, method: str = "sdp", **opts: Any
         Parameters of the method's estimator (e.g. ``c``, ``solver``, ``refine``,
         ``preprocessing`` for "sdp").
     """
-    if method not in GROUPING_METHODS:
-        raise UnknownNameError(f"unknown grouping method {method!r}; choose one of {', '.join(GROUPING_METHODS)}.")
+    GROUPING_METHODS.get(method)  # an unknown method fails before any work
     start = time.perf_counter()
     matrix = as_affinity_matrix(matrix)
     choice = None
     if isinstance(k, str):
         if k != "auto":
             raise InvalidInputError(f"number of groups k={k!r}: give a whole number or 'auto'.")
-        from core.grouping.choose_k import choose_k
-
         solver = opts.get("solver", "auto")
         choice = choose_k(matrix, preprocessing=opts.get("preprocessing"), solver=solver)
         k = choice.k

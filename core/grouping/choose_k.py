@@ -30,11 +30,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError
 from core.grouping.base import _jsonable, as_affinity_matrix
 from core.grouping.objective import symmetrize, validate_k, validate_scale
+from core.grouping.registry import make_grouping
 from core.grouping.sdp.relaxation import solve_sdp
+from core.matrix.affinity import AffinityMatrix
 from core.matrix.preprocess import Preprocessing
 
 RULES = ("sweep", "penalty", "eigengap")
@@ -102,8 +103,6 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
     **opts
         Further options of the grouping method.
     """
-    from core.grouping.api import make_grouping
-
     m = as_affinity_matrix(matrix)
     validate_scale(m.values)
     if preprocessing is not None:

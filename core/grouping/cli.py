@@ -11,6 +11,10 @@ import json
 import math
 
 from core.errors import InvalidInputError
+from core.grouping.api import GROUPING_METHODS, group
+from core.grouping.sdp.relaxation import SOLVERS
+from core.matrix.io import read_affinity
+from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
 
 
 def _k_arg(text: str) -> int | str:
@@ -36,10 +40,6 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(subparsers) -> None:
-    from core.grouping.api import GROUPING_METHODS
-    from core.grouping.sdp.relaxation import SOLVERS
-    from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS
-
     p = subparsers.add_parser("group", help="group tasks from an affinity matrix (CSV, JSON or NPZ)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--affinity", required=True, metavar="FILE", help="affinity matrix file (.csv, .json, .npz)")
@@ -55,10 +55,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.grouping.api import group
-    from core.matrix.io import read_affinity
-    from core.matrix.preprocess import Preprocessing
-
     matrix = read_affinity(args.affinity)
     pre = None
     if args.diagonal != "keep" or args.transform != "none":

@@ -79,7 +79,7 @@ def test_adaptive_runs_through_the_engine_within_budget(tmp_path):
 
     import torch
 
-    from core.estimation.estimators.adaptive import AdaptiveEstimator
+    from core.estimation.estimators.adaptive import AdaptiveAffinity
     from core.estimation.data.builtin.planted import planted_tasks
     from core.estimation.runs.orchestrator import run_estimation
     from core.estimation.models.training import TrainSpec
@@ -89,7 +89,7 @@ def test_adaptive_runs_through_the_engine_within_budget(tmp_path):
     spec = TrainSpec(backend="mlp", steps=30, batch_size=32, lr=1e-2, eval_every=0, device="cpu",
                      options={"hidden": 0})
     cfg = types.SimpleNamespace(name="t", taskset=ts, spec=spec, estimator={}, raw={}, path=None)
-    run = run_estimation(cfg, out=tmp_path / "run", estimator=AdaptiveEstimator(budget=20, seed_size=3))
+    run = run_estimation(cfg, out=tmp_path / "run", estimator=AdaptiveAffinity(budget=20, seed_size=3))
     assert run.status == "complete"
     assert run.manifest["cost"]["trainings"] <= 20
     assert run.main.estimator == "adaptive" and "vs" in run.main.notes

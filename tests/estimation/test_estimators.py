@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from core.errors import InvalidInputError, UnknownNameError
-from core.estimation.estimators.base import (EstimationContext, Estimator, HigherOrder, available, get_estimator,
-                                        register)
+from core.estimation.estimators.base import ESTIMATORS, EstimationContext, Estimator, get_estimator
+from core.estimation.estimators.subsets import HigherOrderAffinity
 from core.estimation.runs.store import Job, JobResult, ResultStore, Score
 
 NAMES = tuple(f"t{i}" for i in range(6))
@@ -53,7 +53,7 @@ def test_pairwise_recovers_planted_transfer_and_negative_pairs(tmp_path):
 
 def test_higher_order_tracks_planted_transfer_with_coverage(tmp_path):
     ctx = EstimationContext(NAMES, seeds=(0,))
-    est = fit_with_store(tmp_path, HigherOrder(subsets=12, subset_size=3), ctx)
+    est = fit_with_store(tmp_path, HigherOrderAffinity(subsets=12, subset_size=3), ctx)
     m = est.main_
     off = ~np.eye(6, dtype=bool)
     assert (m.counts[off] >= 1).all()
@@ -70,7 +70,7 @@ def test_higher_order_tracks_planted_transfer_with_coverage(tmp_path):
 
 def test_higher_order_fill_rule_without_coverage(tmp_path):
     ctx = EstimationContext(NAMES, seeds=(0,))
-    est = fit_with_store(tmp_path, HigherOrder(subsets=4, subset_size=3, min_pair_coverage=0, baseline="none",
+    est = fit_with_store(tmp_path, HigherOrderAffinity(subsets=4, subset_size=3, min_pair_coverage=0, baseline="none",
                                                sample_seed=1), ctx)
     m = est.main_
     holes = m.counts == 0
@@ -121,11 +121,11 @@ def test_registry_accepts_plugins_and_refuses_non_estimators():
         def fit(self, ctx, outcomes):
             return self
 
-    register("dummy", Dummy)
-    assert "dummy" in available() and isinstance(get_estimator("dummy"), Dummy)
-    assert isinstance(get_estimator("core.estimation.estimators.base:Pairwise"), Estimator)
+    ESTIMATORS.register("dummy", Dummy)
+    assert "dummy" in ESTIMATORS.names() and isinstance(get_estimator("dummy"), Dummy)
+    assert isinstance(get_estimator("core.estimation.estimators.subsets:PairwiseAffinity"), Estimator)
     with pytest.raises(InvalidInputError):
-        register("bad", dict)
+        ESTIMATORS.register("bad", dict)
     with pytest.raises(UnknownNameError):
         get_estimator("core.estimation.estimators.base:Nope")
 

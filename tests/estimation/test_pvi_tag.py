@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from core.errors import InvalidInputError
-from core.estimation.estimators.pvi import PVIEstimator, profile_from_models
-from core.estimation.estimators.tag import TAGEstimator
+from core.estimation.estimators.pvi import PVI, profile_from_models
+from core.estimation.estimators.tag import TAG
 from core.estimation.data.tasks import Split, Task, TaskSet
 from core.estimation.models.training import TrainSpec, train_multitask
 
@@ -32,7 +32,7 @@ noise = lambda x, rng: rng.random(len(x)) < 0.5
 
 def test_pvi_positive_for_informative_inputs_and_near_zero_for_noise():
     ts = TaskSet([feature_task("signal", informative, seed=1), feature_task("noise", noise, seed=2)])
-    est = PVIEstimator(split="test").fit(ts, SPEC, seed=0)
+    est = PVI(split="test").fit(ts, SPEC, seed=0)
     sig, noi = est.profiles_["signal"].mean, est.profiles_["noise"].mean
     assert sig > 0.5, sig
     assert abs(noi) < 0.15, noi
@@ -50,7 +50,7 @@ def test_pvi_guards_mismatched_labels_and_tiny_splits():
         profile_from_models(ma, mb, "t")
     tiny = TaskSet([feature_task("tiny", informative, n=(40, 10, 8)), feature_task("other", informative)])
     with pytest.raises(InvalidInputError, match="only 8 held-out examples"):
-        PVIEstimator().fit(tiny, SPEC)
+        PVI().fit(tiny, SPEC)
 
 
 def test_pvi_flags_constant_predictions():
@@ -59,7 +59,7 @@ def test_pvi_flags_constant_predictions():
     splits = [Split(np.ones((m, 5), np.float32), (rng.random(m) < 0.5).astype(np.int64)) for m in (200, 60, 60)]
     flat = Task("flat", *splits, kind="classification", metric="accuracy", n_classes=2)
     ts = TaskSet([flat, feature_task("signal", informative)])
-    est = PVIEstimator().fit(ts, SPEC)
+    est = PVI().fit(ts, SPEC)
     assert any("constant predictions" in w for w in est.profiles_["flat"].warnings)
     assert "WARNINGS" in est.matrix_.notes
 
@@ -69,7 +69,7 @@ def test_tag_affinity_with_an_exact_copy_is_positive():
     copy = Task("a_copy", a.train, a.val, a.test, kind="classification", metric="accuracy", n_classes=2)
     other = feature_task("other", lambda x, rng: x[:, 3] - x[:, 4] > 0, seed=3)
     ts = TaskSet([a, copy, other])
-    est = TAGEstimator(every=5).fit(ts, TrainSpec(backend="mlp", steps=100, batch_size=32, lr=1e-2, eval_every=0,
+    est = TAG(every=5).fit(ts, TrainSpec(backend="mlp", steps=100, batch_size=32, lr=1e-2, eval_every=0,
                                                   device="cpu", options={"hidden": 16}), seed=0)
     T = est.matrix_.values
     i, j = est.matrix_.index("a"), est.matrix_.index("a_copy")

@@ -216,11 +216,11 @@ def _check_free(out: Path) -> None:
 
 def _check_estimator(name: Any) -> str:
     """Only registered estimators run from the dashboard: a ``module:Class`` name would import (run) any module."""
-    from core.estimation.estimators.base import available
+    from core.estimation.estimators.base import ESTIMATORS
 
-    if not isinstance(name, str) or ":" in name or name not in available():
+    if not isinstance(name, str) or ":" in name or name not in ESTIMATORS.names():
         raise InvalidInputError(f"estimator {name!r}: the dashboard runs only the registered estimators "
-                                f"({', '.join(available())}); run a module:Class estimator from the command line.")
+                                f"({', '.join(ESTIMATORS.names())}); run a module:Class estimator from the command line.")
     return name
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.atomic import atomic_write_bytes
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, TaskSet
 
@@ -102,8 +103,6 @@ class SentenceEncoder:
 
     def cached(self, texts: Sequence, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
         """Embeddings of ``texts``, read from or written to the on-disk cache."""
-        from core.atomic import atomic_write_bytes
-
         path = self.cache_path(texts, cache_dir)
         if path.is_file():
             try:

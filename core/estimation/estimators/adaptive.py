@@ -65,6 +65,11 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from core.errors import InvalidInputError
+from core.estimation.estimators.base import ESTIMATORS, EstimationContext, Estimator, cost_of, select
+from core.estimation.runs.store import Job
+from core.grouping.api import group
+from core.grouping.exhaustive import exhaustive_partition
+from core.matrix.affinity import AffinityMatrix
 
 Evaluate = Callable[[tuple[str, ...]], Mapping[str, float]]
 
@@ -151,12 +156,9 @@ class _Stats:
 
 
 def _best_bipartition(S: np.ndarray, max_exhaustive: int) -> np.ndarray:
-    from core.grouping.exhaustive import exhaustive_partition
     if S.shape[0] <= max_exhaustive:
         labels, _ = exhaustive_partition(S, 2)
         return np.asarray(labels)
-    from core.matrix.affinity import AffinityMatrix
-    from core.grouping import group
     m = AffinityMatrix(names=[f"t{i}" for i in range(S.shape[0])], values=S, metric="gain", estimator="adaptive")
     return np.asarray(group(m, 2, method="sdp").labels)
 
@@ -436,8 +438,6 @@ class AdaptiveSampler:
 # ---------------------------------------------------------------------------------------------
 # Estimation-engine estimator (run folder, store, CLI): ``python -m core estimate --estimator adaptive``
 # ---------------------------------------------------------------------------------------------
-from core.estimation.estimators.base import EstimationContext, Estimator, cost_of, register  # noqa: E402
-from core.estimation.runs.store import Job  # noqa: E402
 
 
 class _NeedJobs(Exception):
@@ -476,7 +476,7 @@ class _StoredScores:
         return {t: float(np.mean(got[t])) for t in subset}
 
 
-class AdaptiveEstimator(Estimator):
+class AdaptiveAffinity(Estimator):
     """Adaptive sampling as an estimator of the engine (see the module docstring: our implementation).
 
     Rounds: ``jobs`` replays :class:`AdaptiveSampler` over the stored outcomes and returns every
@@ -521,10 +521,7 @@ class AdaptiveEstimator(Estimator):
         order = {x: i for i, x in enumerate(ctx.names)}
         return [Job(tuple(sorted(s, key=order.__getitem__)), seed, ctx.split) for seed in ctx.seeds for s in subsets]
 
-    def fit(self, ctx: EstimationContext, outcomes) -> "AdaptiveEstimator":
-        from core.matrix.affinity import AffinityMatrix
-        from core.estimation.estimators.base import select
-
+    def fit(self, ctx: EstimationContext, outcomes) -> "AdaptiveAffinity":
         sampler, _ = self._replay(ctx, outcomes)
         if sampler is None:
             raise InvalidInputError("adaptive: some requested subsets have no stored outcome; run the jobs first.")
@@ -546,4 +543,4 @@ class AdaptiveEstimator(Estimator):
         return self
 
 
-register("adaptive", AdaptiveEstimator)
+ESTIMATORS.register("adaptive", AdaptiveAffinity)

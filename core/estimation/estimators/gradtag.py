@@ -9,7 +9,7 @@ fits the linearised models of *all* the run's subsets in one batch; each job the
 its own subset's coefficients and evaluates the real network. The first job's seconds
 and FLOPs carry the base, gradient and scoring stages, so the run's total cost is the
 Grad-TAG cost. The stored outcomes go through the higher-order aggregation unchanged
-(this class *is* ``HigherOrder`` with other jobs).
+(this class *is* ``HigherOrderAffinity`` with other jobs).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from typing import Any, Callable, ClassVar
 import pandas as pd
 
 from core.errors import InvalidInputError
-from core.estimation.estimators.base import EstimationContext, HigherOrder, register
+from core.estimation.estimators.base import ESTIMATORS, EstimationContext
+from core.estimation.estimators.subsets import HigherOrderAffinity
 from core.estimation.runs.store import Job, JobResult, Score
 from core.gradtag.projector import PROJECTORS, check_dim
 
@@ -39,7 +40,7 @@ GRADTAG_OPTIONS: dict[str, Any] = {"dim": 200, "projection": "rademacher", "proj
                                    "cache_dir": None}
 
 
-class GradTAGEstimator(HigherOrder):
+class GradTAGEstimator(HigherOrderAffinity):
     """Higher-order affinity from Grad-TAG estimates instead of subset trainings.
 
     Options: those of ``higher-order`` (subsets, subset_size, min_pair_coverage, sample_seed,
@@ -52,7 +53,7 @@ class GradTAGEstimator(HigherOrder):
     """
 
     name = "gradtag"
-    defaults: ClassVar[dict[str, Any]] = {**HigherOrder.defaults, **GRADTAG_OPTIONS}
+    defaults: ClassVar[dict[str, Any]] = {**HigherOrderAffinity.defaults, **GRADTAG_OPTIONS}
 
     def validate(self, ctx: EstimationContext) -> None:
         super().validate(ctx)
@@ -94,7 +95,7 @@ class GradTAGEstimator(HigherOrder):
         return self
 
 
-register("gradtag", GradTAGEstimator)
+ESTIMATORS.register("gradtag", GradTAGEstimator)
 
 # ------------------------------------------------------------------------------------------ job runner
 

@@ -45,6 +45,10 @@ import torch
 from scipy import stats
 
 from core.errors import InvalidInputError
+from core.estimation.data.tasks import Split, Task, TaskSet
+from core.estimation.estimators.base import EstimationContext, Estimator, cost_of, require_outcomes, select
+from core.estimation.runs.store import Job, JobResult, Score
+from core.matrix.affinity import AffinityMatrix
 
 LN2 = math.log(2.0)
 RULES = ("wasserstein", "ks")
@@ -253,11 +257,10 @@ def null_inputs(inputs: Any, task: str = "task") -> Any:
                             "inputs (supported: feature arrays, texts, text pairs).")
 
 
-def null_task(task: "Task") -> "Task":  # noqa: F821
+def null_task(task: Task) -> Task:
     """The task with every split's inputs replaced by empty inputs (labels unchanged)."""
     from dataclasses import replace
 
-    from core.estimation.data.tasks import Split
 
     return replace(task, **{s: Split(null_inputs(task.split(s).inputs, task.name), task.split(s).targets)
                             for s in ("train", "val", "test")})
@@ -319,7 +322,6 @@ def task_profile(prepared: Any, name: str, spec: Any, seed: int, split: str, *, 
     the real-input model (its score on ``split`` is the task's single-task score) and ``flops`` both
     trainings'.
     """
-    from core.estimation.data.tasks import TaskSet
     from core.estimation.models.training import train_multitask
 
     model = train_multitask(prepared, [name], spec, seed)
@@ -331,8 +333,6 @@ def task_profile(prepared: Any, name: str, spec: Any, seed: int, split: str, *, 
 def pvi_matrix(names: Sequence[str], profiles: Sequence[PVIProfile], *, rule: str, alpha: float, cost: Mapping,
                seed: int, extra_notes: str = "") -> tuple["AffinityMatrix", dict[str, Any], list[str]]:  # noqa: F821
     """The PVI similarity as an :class:`~core.matrix.affinity.AffinityMatrix`, its info and every profile warning."""
-    from core.matrix.affinity import AffinityMatrix
-
     S, info = pvi_similarity(profiles, rule, alpha=alpha)
     warnings = [w for p in profiles for w in p.warnings]
     how = ("exp(-W1 / median W1) of the PVI distributions" if rule == "wasserstein"
@@ -349,7 +349,7 @@ def pvi_matrix(names: Sequence[str], profiles: Sequence[PVIProfile], *, rule: st
     return m, info, warnings
 
 
-class PVIEstimator:
+class PVI:
     """Task similarity from PVI profiles, outside a run folder (see :class:`PVIAffinity` for ``--estimator pvi``).
 
     Parameters
@@ -388,7 +388,7 @@ class PVIEstimator:
         self.constant_tol = constant_tol
         self.alpha = alpha
 
-    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "PVIEstimator":
+    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "PVI":
         import time
 
         from core.estimation.models.backends import get_backend
@@ -414,8 +414,6 @@ class PVIEstimator:
 # ---------------------------------------------------------------------------------------------
 # Estimation-engine estimator (run folder, store, CLI): ``python -m core estimate --estimator pvi``
 # ---------------------------------------------------------------------------------------------
-from core.estimation.estimators.base import EstimationContext, Estimator, _require, cost_of, select  # noqa: E402
-from core.estimation.runs.store import Job, JobResult, Score  # noqa: E402
 
 PVI_KIND = "pvi"
 
@@ -487,7 +485,7 @@ class PVIAffinity(Estimator):
     def fit(self, ctx: EstimationContext, outcomes: Any) -> "PVIAffinity":
         jobs = self.jobs(ctx, outcomes)
         rows = select(outcomes, ctx, jobs)
-        _require(rows, jobs, "pvi")
+        require_outcomes(rows, jobs, "pvi")
         self.profiles_: dict[str, PVIProfile] = {}
         for name in ctx.names:
             mine = rows[rows["subset"].map(lambda s: s == (name,))]

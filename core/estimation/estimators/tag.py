@@ -23,12 +23,15 @@ Details that are our choices (the paper leaves them open or uses its own code):
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from core.errors import InvalidInputError
+from core.estimation.estimators.base import EstimationContext, Estimator, cost_of, require_outcomes, select
+from core.estimation.runs.store import Job, JobResult, Score
+from core.matrix.affinity import AffinityMatrix
 
 
 def task_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -47,7 +50,7 @@ def shared_parameters(net: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in net.parameters() if p.requires_grad and id(p) not in head_ids]
 
 
-class LookaheadAffinity:
+class LookaheadTracker:
     """Training hook that accumulates TAG lookahead affinities.
 
     Parameters
@@ -151,7 +154,7 @@ class LookaheadAffinity:
 
 
 def lookahead_training(prepared: Any, names: Sequence[str], spec: Any, seed: int, *, every: int,
-                       lr: float | None = None) -> tuple[Any, LookaheadAffinity, float]:
+                       lr: float | None = None) -> tuple[Any, LookaheadTracker, float]:
     """One multitask training of ``names`` with the lookahead hook; returns ``(model, hook, flops)``.
 
     ``flops`` is the training's plus the lookahead passes: per lookahead step, n source
@@ -163,7 +166,7 @@ def lookahead_training(prepared: Any, names: Sequence[str], spec: Any, seed: int
 
     backend = get_backend(spec.backend, **spec.options)
     kinds = {n: prepared[n].kind for n in names}
-    hook = LookaheadAffinity(names, kinds, every=every, lr=lr,
+    hook = LookaheadTracker(names, kinds, every=every, lr=lr,
                              loss_fn=lambda t, out, y: backend.loss(prepared[t], out, y).mean())
     model = train_multitask(prepared, names, spec, seed, hooks=hook)
     per_train_flops = model.flops / max(model.steps, 1)
@@ -176,7 +179,7 @@ def _notes(every: int, steps: int, extra: str = "") -> str:
             "lookahead on shared (trunk) parameters; diagonal = a task's lookahead on itself")
 
 
-class TAGEstimator:
+class TAG:
     """TAG lookahead affinities from one multitask training of all tasks, outside a run folder
     (see :class:`TAGAffinity` for ``--estimator tag``).
 
@@ -191,7 +194,7 @@ class TAGEstimator:
     ----------
     matrix_ : AffinityMatrix
         Row = source, column = target; uncertainty = standard error over lookahead steps.
-    hook_ : LookaheadAffinity
+    hook_ : LookaheadTracker
     cost_ : dict
         ``trainings`` (1), ``seconds``, ``flops`` (see :func:`lookahead_training`).
     """
@@ -204,10 +207,9 @@ class TAGEstimator:
         self.every = int(every)
         self.lr = lr
 
-    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "TAGEstimator":
+    def fit(self, taskset: Any, spec: Any, seed: int = 0, tasks: Sequence[str] | None = None) -> "TAG":
         import time
 
-        from core.matrix.affinity import AffinityMatrix
         from core.estimation.models.backends import get_backend
         from core.estimation.models.training import prepare_taskset
 
@@ -229,10 +231,7 @@ class TAGEstimator:
 # ---------------------------------------------------------------------------------------------
 # Estimation-engine estimator (run folder, store, CLI): ``python -m core estimate --estimator tag``
 # ---------------------------------------------------------------------------------------------
-from typing import ClassVar  # noqa: E402
 
-from core.estimation.estimators.base import EstimationContext, Estimator, _require, cost_of, select  # noqa: E402
-from core.estimation.runs.store import Job, JobResult, Score  # noqa: E402
 
 TAG_KIND = "tag"
 
@@ -300,11 +299,9 @@ class TAGAffinity(Estimator):
         return functools.partial(tag_job, int(self.options["every"]), None if lr is None else float(lr))
 
     def fit(self, ctx: EstimationContext, outcomes: Any) -> "TAGAffinity":
-        from core.matrix.affinity import AffinityMatrix
-
         jobs = self.jobs(ctx, outcomes)
         rows = select(outcomes, ctx, jobs)
-        _require(rows, jobs, "tag")
+        require_outcomes(rows, jobs, "tag")
         per_seed = rows.drop_duplicates(["seed"]).sort_values("seed")
         arts = list(per_seed["artifacts"])
         for a in arts:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from core.errors import InvalidInputError
-from core.estimation.models.backends import Backend, MultiTaskNet, backend_names, get_backend, task_seed
 from core.estimation.data.tasks import SPLITS, Split, Task, TaskSet
+from core.estimation.models.backends import BACKENDS, Backend, MultiTaskNet, get_backend, task_seed
 
 EVAL_CHUNK = 1024
 
@@ -74,8 +74,8 @@ class TrainSpec:
         def bad(name: str, rule: str) -> InvalidInputError:
             return InvalidInputError(f"training option {name}={getattr(self, name)!r} {rule}.")
 
-        if self.backend not in backend_names():
-            raise InvalidInputError(f"training option backend={self.backend!r} is not one of {', '.join(backend_names())}.")
+        if self.backend not in BACKENDS:
+            raise InvalidInputError(f"training option backend={self.backend!r} is not one of {', '.join(BACKENDS.names())}.")
         for name, lo in (("steps", 1), ("batch_size", 1), ("eval_every", 0), ("patience", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from core.errors import InvalidInputError, TaskAffinityError
+from core.estimation.data import loaders
+from core.estimation.data.builtin import builtin_taskset
 from core.estimation.data.tasks import Task, TaskSet
 from core.estimation.models.training import TrainSpec
 from core.paths import config_roots, confine
@@ -180,11 +182,7 @@ def _check_keys(entry: Mapping, allowed: set, label: str, what: str) -> None:
 
 
 def _load_entry(entry: dict, defaults: dict, base: Path, data_root: Path, label: str, roots: tuple = ()) -> TaskSet:
-    from core.estimation.data import loaders
-
     if "builtin" in entry:
-        from core.estimation.data.builtin import builtin_taskset
-
         _check_keys(entry, BUILTIN_KEYS, label, "builtin")
         params = entry.get("params") or {}
         if not isinstance(params, Mapping):

@@ -28,6 +28,7 @@ from core.estimation.runs.store import ResultStore, subset_key
 from core.matrix.io import write_affinity
 from core.estimation.runs.folder import (AFFINITY_CSV, AFFINITY_JSON, LOCK, MANIFEST, MATRICES_DIR, RESULTS_CSV, RESULTS_DB,
                             RUN_FORMAT, RUN_VERSION, RunFolder, load_run, read_manifest)
+from core.estimation.runs.job import JobPayload
 
 Progress = Callable[[int, int, str], None]
 SPLITS = ("train", "val", "test")
@@ -273,8 +274,6 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
                 break
             report(f"{len(todo)} job(s) to run, {len(round_jobs) - len(todo)} already stored")
             if payload is None:
-                from core.estimation.runs.job import JobPayload
-
                 if progress:
                     progress(manifest["progress"]["done"], len(known), "preparing tasks")
                 payload = JobPayload(taskset=_prepare(cfg), spec=cfg.spec)

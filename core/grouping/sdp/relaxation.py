@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.matrix.affinity import validate_values
 from core.errors import InvalidInputError, UnknownNameError
 from core.grouping.sdp.certify import BackendResult, dual_bound, primal_residual
+from core.grouping.sdp.solver_cvxpy import solve_cvxpy
+from core.matrix.affinity import validate_values
 
 SOLVERS = ("auto", "cvxpy", "torch")
 
@@ -167,8 +168,6 @@ def solve_sdp(S, k: int | None, *, solver: str = "auto", tol: float = DEFAULT_TO
     if raw is None:
         chosen = solver if solver != "auto" else ("cvxpy" if n <= AUTO_CVXPY_MAX_N else "torch")
         if chosen == "cvxpy":
-            from core.grouping.sdp.solver_cvxpy import solve_cvxpy
-
             raw = solve_cvxpy(S, k, tol=tol, max_iters=max_iters, penalty=penalty, backend=cvxpy_backend)
         else:
             from core.grouping.sdp.solver_torch import solve_torch

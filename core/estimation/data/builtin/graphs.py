@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import InvalidInputError
+from core.estimation.data.loaders import graph_tasks
 from core.estimation.data.tasks import TaskSet
 
 
@@ -21,10 +22,10 @@ def sbm_tasks(n_communities: int = 8, community_size: int = 60, super_groups: in
     Edge probability ``p_in`` inside a block, ``p_group`` between blocks of the same
     super-group, ``p_out`` otherwise.
     """
-    import networkx as nx
     from dataclasses import replace
 
-    from core.estimation.data.loaders import graph_tasks
+    import networkx as nx
+
 
     if n_communities < 2 or community_size < 8 or super_groups < 1 or n_communities % super_groups:
         raise InvalidInputError(
@@ -52,7 +53,6 @@ def lfr_tasks(n: int = 250, tau1: float = 3.0, tau2: float = 1.5, mu: float = 0.
     """An LFR benchmark graph (networkx); one task per community, the ``max_tasks`` largest."""
     import networkx as nx
 
-    from core.estimation.data.loaders import graph_tasks
 
     try:
         g = nx.LFR_benchmark_graph(n, tau1, tau2, mu, average_degree=average_degree, min_community=min_community,

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.estimation.models.backends.base import Backend, MultiTaskNet, build_heads
+from core.estimation.data.embeddings import embed_taskset
 from core.estimation.data.tasks import Split, Task, TaskSet
+from core.estimation.models.backends.base import Backend, MultiTaskNet, build_heads
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "linear": nn.Identity}
 
@@ -102,7 +103,6 @@ class MLPBackend(Backend):
         self.check_inputs(taskset)
         if all(t.input_kind == "features" for t in taskset.values()):
             return taskset
-        from core.estimation.data.embeddings import embed_taskset  # imports transformers only when texts need it
 
         return embed_taskset(taskset, encoder=self.encoder, max_length=self.max_length, cache_dir=self.cache_dir)
 
