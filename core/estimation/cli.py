@@ -14,6 +14,9 @@ import sys
 from typing import Any
 
 from core.errors import InvalidInputError
+from core.estimation.estimators.base import available
+from core.estimation.runs.orchestrator import run_estimation
+from core.matrix.transfer import negative_transfers
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -30,7 +33,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from core.estimation.estimators.base import available
 
     p = subparsers.add_parser(
         "estimate", help="estimate task affinity (trains subsets; resumable run folder)",
@@ -73,8 +75,6 @@ def _progress_bar(enabled: bool):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from core.estimation.runs.orchestrator import run_estimation
-    from core.matrix.transfer import negative_transfers
 
     options: dict[str, Any] = dict(args.option)
     for flag, key in (("subsets", "subsets"), ("subset_size", "subset_size")):
@@ -100,12 +100,12 @@ def run_command(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     main = run.main
     cost = run.manifest.get("cost", {})
-    print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.path / 'affinity.csv'}")
+    print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.dir.affinity_csv_path}")
     print(f"cost: {cost.get('trainings')} trainings, {cost.get('seconds', 0):.1f} s of training, "
           f"{cost.get('wall_seconds', 0):.1f} s wall" + (f", {cost['flops']:.3g} FLOPs" if cost.get("flops") else ""))
     neg = negative_transfers(main)
     if len(neg):
         print(f"negative transfers (T < 0): {len(neg)}; worst:")
         print(neg.head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"next: python -m core group --affinity {run.path / 'affinity.csv'}")
+    print(f"next: python -m core group --affinity {run.dir.affinity_csv_path}")
     return 0
