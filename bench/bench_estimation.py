@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from core.evaluation.compare import agreement  # noqa: E402
 from core.estimation.runs.orchestrator import run_estimation  # noqa: E402
-from core.estimation.runs.folder import MANIFEST, RunFolder  # noqa: E402
+from core.estimation.runs.folder import RunDir, RunFolder  # noqa: E402
 from core.matrix.transfer import negative_transfers  # noqa: E402
 
 CONFIGS = ROOT / "sample_data" / "configs"
@@ -44,7 +44,7 @@ def run(config: Path, out: Path, estimator: str, **kwargs) -> RunFolder:
         bar.refresh()
 
     try:
-        return run_estimation(config, out=out, estimator=estimator, resume=(out / MANIFEST).is_file(),
+        return run_estimation(config, out=out, estimator=estimator, resume=RunDir(out).has_manifest(),
                               progress=progress, **kwargs)
     finally:
         bar.close()

@@ -47,7 +47,7 @@ from core.estimation.runs.store import ResultStore  # noqa: E402
 from core.grouping.api import group  # noqa: E402
 from core.grouping.objective import average_density  # noqa: E402
 from core.matrix.preprocess import Preprocessing  # noqa: E402
-from core.estimation.runs.folder import MANIFEST, RESULTS_DB  # noqa: E402
+from core.estimation.runs.folder import RunDir  # noqa: E402
 
 CONFIGS = ROOT / "sample_data" / "configs"
 PRE = Preprocessing(diagonal="zero", transform="center", symmetrize=True)
@@ -66,7 +66,7 @@ def log(msg: str) -> None:
 
 
 def run(cfg, out: Path, estimator, **kw):
-    return run_estimation(cfg, out=out, estimator=estimator, resume=(out / MANIFEST).is_file(), **kw)
+    return run_estimation(cfg, out=out, estimator=estimator, resume=RunDir(out).has_manifest(), **kw)
 
 
 def est_dir(folder: Path, est_name: str) -> Path:
@@ -219,7 +219,7 @@ def bench_taskset(name: str, work: Path, k: int, data: dict) -> tuple[list, list
     # adaptive's own clusters (its natural output; their count is its own)
     if "adaptive" in runs:
         est = get_estimator("adaptive")
-        with ResultStore.open(est_dir(folder, "adaptive") / RESULTS_DB) as st:
+        with ResultStore.open(RunDir(est_dir(folder, "adaptive")).store_path) as st:
             est.fit(EstimationContext(names=names, seeds=(EST_SEED,), split="val"), st.outcomes())
         own = [list(c) for c in est.clusters_] + [[t] for t in est.unplaced_]
         perf = evaluator.score(own)
@@ -272,7 +272,7 @@ def adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs) -> lis
     if "higher-order" in runs:
         ho = get_estimator("higher-order")
         subsets = ho.subset_list(ctx)
-        with ResultStore.open(est_dir(folder, "higher-order") / RESULTS_DB) as st:
+        with ResultStore.open(RunDir(est_dir(folder, "higher-order")).store_path) as st:
             outcomes = st.outcomes()
         # dense at the low end: that is where the two samplers' curves can differ. One prefix is one draw of a
         # noisy quality, so each size is the mean over random draws of m of the run's subsets (no new trainings)
@@ -299,7 +299,7 @@ def adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs) -> lis
             out.append(row)
     if "adaptive" in runs:
         full = runs["adaptive"].manifest["cost"]["trainings"]
-        with ResultStore.open(est_dir(folder, "adaptive") / RESULTS_DB) as st:
+        with ResultStore.open(RunDir(est_dir(folder, "adaptive")).store_path) as st:
             outcomes = st.outcomes()
         for budget in sorted({max(6, full // 3), full // 2, 2 * full // 3, None}, key=lambda b: b or 10 ** 9):
             est = get_estimator("adaptive", budget=budget)
@@ -307,7 +307,7 @@ def adaptive_vs_uniform(name, folder, cfg, ref, names, k, best_ref, runs) -> lis
                 est.fit(ctx, outcomes)  # smaller budgets replay a prefix of the full run's requests
             except TaskAffinityError:
                 r = run(cfg, folder / f"adaptive-budget{budget}-seed{EST_SEED}", est, seeds=[EST_SEED])
-                with ResultStore.open(r.path / RESULTS_DB) as st:
+                with ResultStore.open(RunDir(r.path).store_path) as st:
                     est.fit(ctx, st.outcomes())
             own = [list(c) for c in est.clusters_] + [[t] for t in est.unplaced_]
             out.append({"sampler": f"adaptive (budget {budget or 'none'})", "trainings": int(est.cost_["trainings"]),

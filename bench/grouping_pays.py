@@ -26,7 +26,7 @@ from core.evaluation.group_training import PartitionTrainer, paired_gain, random
 from core.estimation.runs.orchestrator import run_estimation  # noqa: E402
 from core.grouping.api import group  # noqa: E402
 from core.grouping.objective import average_density, groups_to_labels  # noqa: E402
-from core.estimation.runs.folder import MANIFEST  # noqa: E402
+from core.estimation.runs.folder import RunDir  # noqa: E402
 
 SINGLE, ALL = "single-task", "one model, all tasks"
 
@@ -50,7 +50,7 @@ def estimate(cfg: Any, out: Path, estimator: str, options: dict, seeds: Sequence
         import core.estimation.estimators.gradtag  # noqa: F401  (registers --estimator gradtag)
     start = time.perf_counter()
     run = run_estimation(cfg, out=out, estimator=estimator, options=options, seeds=list(seeds), split="val",
-                         resume=(out / MANIFEST).is_file())
+                         resume=RunDir(out).has_manifest())
     cost = dict(run.manifest.get("cost", {}))
     cost["bench_seconds"] = time.perf_counter() - start  # this call only (a resumed run reuses stored trainings)
     return run.main, cost

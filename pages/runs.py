@@ -4,9 +4,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ui.services.launches import launch_root, manager, plan_launch, plan_resume, resumable
+from core.estimation.estimators.base import ESTIMATORS
+from core.estimation.runs.folder import RunDir
+from ui.services.launches import launch_root, launches, plan_launch, plan_resume
 from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name
-from core.estimation.runs.folder import read_manifest
 from ui.state import guard, sidebar_source
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
@@ -14,17 +15,7 @@ OTHER = "other config file…"
 
 
 def _estimators() -> list[str]:
-    try:
-        from core.estimation.estimators.base import ESTIMATORS
-    except ImportError:
-        return []
     return [e for e in ESTIMATORS.names() if e != "single"]
-
-
-def _holder(path: Path) -> dict | None:
-    from core.estimation.runs.lock import lock_holder
-
-    return lock_holder(path)
 
 
 sidebar_source()  # keep the data picker in the sidebar on every page
@@ -59,13 +50,13 @@ with guard():
             cfg = other.strip() if cfg_choice == OTHER else str(CONFIG_DIR / cfg_choice)
             run_name = name.strip() or f"{Path(cfg).stem or 'run'}-{estimator}"
             options = {"subsets": int(budget)} if budget and estimator == "higher-order" else {}
-            job = manager().start(plan_launch(cfg, run_name, estimator, options, resume=resume, root=root,
+            launch = launches().start(plan_launch(cfg, run_name, estimator, options, resume=resume, root=root,
                                               config_roots=(CONFIG_DIR, *configured_roots())))
-            st.success(f"Started {estimator} on {Path(cfg).name} → {display_name(Path(job.out), (root,))}.")
+            st.success(f"Started {estimator} on {Path(cfg).name} → {display_name(Path(launch.out), (root,))}.")
 
     @st.fragment(run_every=1.0)
     def live() -> None:
-        snaps = manager().snapshots()
+        snaps = launches().snapshots()
         if not snaps:
             st.caption("No run started from this dashboard yet.")
             return
@@ -76,7 +67,7 @@ with guard():
                 st.error(s.error)
             if s.status in ("starting", "running"):
                 if st.button("Stop after the training in flight", key=f"stop.{s.id}", icon=":material/stop:"):
-                    manager().stop(s.id)
+                    launches().stop(s.id)
             with st.expander("log", expanded=s.status in ("running", "stopping")):
                 st.code("\n".join(s.log[-40:]) or "(empty)", language=None)
 
@@ -88,23 +79,15 @@ with guard():
     rows, stopped = [], []
     for path in discover_runs(roots):
         try:
-            man = read_manifest(path)
+            run = RunDir(path).overview()
         except Exception as exc:
             rows.append({"run": display_name(path, roots), "status": f"unreadable: {exc}"})
             continue
-        status = man.get("status", "?")
-        writing = status == "running" and _holder(path) is not None
-        if status == "running" and not writing:
-            status = "interrupted (killed)"
-        if resumable(man) and not writing and path.parent == root:
+        if run.resumable and path.parent == root:
             stopped.append(path)
-        cost = man.get("cost") or {}
-        prog = man.get("progress") or {}
-        rows.append({"run": display_name(path, roots), "status": status,
-                     "estimator": man.get("estimator", "?"), "tasks": len(man.get("tasks") or []),
-                     "progress": f"{prog.get('done', '')}/{prog.get('total', '')}" if prog else "",
-                     "trainings": cost.get("trainings"), "seconds": cost.get("seconds"), "flops": cost.get("flops"),
-                     "created": man.get("created", "")})
+        rows.append({"run": display_name(path, roots), "status": run.status, "estimator": run.estimator,
+                     "tasks": run.tasks, "progress": run.progress, "trainings": run.trainings,
+                     "seconds": run.seconds, "flops": run.flops, "created": run.created})
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
                      column_config={"flops": st.column_config.NumberColumn(format="%.3g"),
@@ -120,5 +103,5 @@ with guard():
                             help="Continues with the config, estimator, options and seeds it started with; the "
                             "trainings already stored are not run again.")
         if c2.button("Resume", key="resume.go", icon=":material/replay:"):
-            job = manager().start(plan_resume(root / pick, root=root, config_roots=(CONFIG_DIR, *configured_roots())))
+            launches().start(plan_resume(root / pick, root=root, config_roots=(CONFIG_DIR, *configured_roots())))
             st.success(f"Resuming {pick}.")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import platform
 import shutil
 import sys
@@ -38,12 +37,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from core.matrix.affinity import AffinityMatrix
-from core.atomic import atomic_write_text
 from core.errors import InvalidInputError, TaskAffinityError
 from core.grouping.planted import planted_affinity
-from core.matrix.io import to_csv_text, write_affinity
-from core.estimation.runs.folder import (AFFINITY_CSV, AFFINITY_JSON, LOCK, MANIFEST, MATRICES_DIR, RESULTS_DB, RUN_FORMAT,
-                            RUN_VERSION)
+from core.estimation.runs.folder import RUN_FORMAT, RUN_VERSION, RunDir
+from core.estimation.runs.orchestrator import run_estimation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python -m scripts.sample_data --out sample_data"
@@ -135,8 +132,6 @@ ESTIMATION = (
 def write_estimation_run(out: Path, spec: EstimationSpec, config_dir: Path = CONFIG_DIR,
                          log: Callable[[str], None] = print) -> Path:
     """Run ``spec``'s estimation into ``out/spec.name`` (replacing an older one) and tidy it for bundling."""
-    from core.estimation.runs.orchestrator import run_estimation
-
     config = Path(config_dir) / spec.config
     last = [0.0]
 
@@ -147,11 +142,11 @@ def write_estimation_run(out: Path, spec: EstimationSpec, config_dir: Path = CON
 
     def fill(tmp: Path) -> None:
         run_estimation(config, out=tmp, estimator=spec.estimator, progress=progress)
-        store = tmp / RESULTS_DB
-        if store.is_file() and store.stat().st_size > MAX_STORE_BYTES:
-            store.unlink()  # results.csv holds the same rows; only --resume needs the store
-        (tmp / LOCK).unlink(missing_ok=True)
-        manifest = json.loads((tmp / MANIFEST).read_text(encoding="utf-8"))
+        run = RunDir(tmp)
+        if run.store_path.is_file() and run.store_path.stat().st_size > MAX_STORE_BYTES:
+            run.drop_store()  # the results CSV holds the same rows; only --resume needs the store
+        run.drop_lock()
+        manifest = run.read_manifest()
         manifest.update(name=spec.name, description=spec.description, command=COMMAND)
         source = manifest.get("config", {}).get("source")
         if source:
@@ -159,7 +154,7 @@ def write_estimation_run(out: Path, spec: EstimationSpec, config_dir: Path = CON
                 manifest["config"]["source"] = Path(source).resolve().relative_to(REPO_ROOT).as_posix()
             except ValueError:
                 pass
-        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        run.write_manifest(manifest)
 
     return _swap_in(out / spec.name, fill)
 
@@ -187,12 +182,11 @@ def write_planted_run(out: Path, spec: PlantedSpec) -> Path:
                   scale_spread=spec.scale_spread, seeds=spec.seeds, seed=spec.seed)
 
     def fill(tmp: Path) -> None:
-        write_affinity(noisy, tmp / AFFINITY_JSON)
-        atomic_write_text(tmp / AFFINITY_CSV, to_csv_text(noisy))
-        write_affinity(true, tmp / MATRICES_DIR / "true.json")
+        run = RunDir(tmp)
+        run.write_matrices({"true": true}, main=noisy)
         manifest = _manifest(spec.name, "planted", noisy, config, time.perf_counter() - t0,
                              {"description": spec.description, "planted_groups": groups})
-        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        run.write_manifest(manifest)
 
     return _swap_in(out / spec.name, fill)
 

@@ -16,7 +16,7 @@ from core.errors import InvalidInputError, TaskAffinityError
 from core.matrix.io import parse_affinity
 from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
 from ui.services.roots import configured_roots, discover_runs, display_name, resolve_within
-from core.estimation.runs.folder import AFFINITY_CSV, AFFINITY_JSON, MANIFEST, MATRICES_DIR, RunFolder, load_run
+from core.estimation.runs.folder import RunDir, RunFolder, load_run
 
 log = logging.getLogger("taskaffinity.dashboard")
 MAX_UPLOAD_MB = 25
@@ -96,12 +96,6 @@ def matrix_key(matrix: AffinityMatrix) -> str:
     return h.hexdigest()[:16]
 
 
-def _stamp(path: Path) -> tuple:
-    files = [path / MANIFEST, path / AFFINITY_JSON, path / AFFINITY_CSV]
-    files += sorted((path / MATRICES_DIR).glob("*.json")) if (path / MATRICES_DIR).is_dir() else []
-    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_run_cached(path: str, stamp: tuple) -> RunFolder:
     return load_run(path)
@@ -109,7 +103,7 @@ def _load_run_cached(path: str, stamp: tuple) -> RunFolder:
 
 def read_run(path: Path) -> RunFolder:
     """Load a run folder, re-reading it only when its files change."""
-    return _load_run_cached(str(path), _stamp(path))
+    return _load_run_cached(str(path), RunDir(path).stamp())
 
 
 @st.cache_data(ttl=10, show_spinner=False)

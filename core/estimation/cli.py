@@ -98,12 +98,12 @@ def run_command(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     main = run.main
     cost = run.manifest.get("cost", {})
-    print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.path / 'affinity.csv'}")
+    print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.dir.affinity_csv_path}")
     print(f"cost: {cost.get('trainings')} trainings, {cost.get('seconds', 0):.1f} s of training, "
           f"{cost.get('wall_seconds', 0):.1f} s wall" + (f", {cost['flops']:.3g} FLOPs" if cost.get("flops") else ""))
     neg = negative_transfers(main)
     if len(neg):
         print(f"negative transfers (T < 0): {len(neg)}; worst:")
         print(neg.head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"next: python -m core group --affinity {run.path / 'affinity.csv'}")
+    print(f"next: python -m core group --affinity {run.dir.affinity_csv_path}")
     return 0

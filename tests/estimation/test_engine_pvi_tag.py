@@ -13,7 +13,7 @@ import yaml
 
 from core.cli import main as cli_main
 from core.estimation.estimators.base import ESTIMATORS, estimator_class
-from core.estimation.runs.folder import load_run
+from core.estimation.runs.folder import RunDir, load_run
 
 torch.set_num_threads(1)
 
@@ -46,21 +46,21 @@ def test_tag_cli_run_folder_artifacts_and_resume(tmp_path, capsys):
     assert "tag affinity of 4 tasks" in capsys.readouterr().out
     run = load_run(out)
     assert run.status == "complete" and run.manifest["cost"]["trainings"] == 1
-    assert (out / "matrices" / "tag.json").is_file() and (out / "affinity.csv").is_file()
+    assert RunDir(out).matrix_path("tag").is_file() and RunDir(out).affinity_csv_path.is_file()
     T = run.main.values
     names = run.main.names
     group = np.array([n.split("_")[0] for n in names])
     same = (group[:, None] == group[None, :]) & ~np.eye(4, dtype=bool)
     # a lookahead step on a same-group task lowers the target's loss more than one on the other group
     assert T[same].mean() > T[~same & ~np.eye(4, dtype=bool)].mean()
-    art = json.loads(sqlite3.connect(out / "results.sqlite").execute("SELECT artifacts FROM jobs").fetchone()[0])
+    art = json.loads(sqlite3.connect(RunDir(out).store_path).execute("SELECT artifacts FROM jobs").fetchone()[0])
     assert art["tasks"] == list(names) and np.allclose(art["affinity"], T)
     assert art["lookahead_steps"] == 16  # 80 steps, every 5
     # resuming a finished run trains nothing and writes the same matrix
-    before = (out / "affinity.csv").read_text()
+    before = RunDir(out).affinity_csv_path.read_text()
     assert estimate("--config", str(cfg), "--out", str(out), "--resume") == 0
     assert load_run(out).manifest["cost"]["trainings"] == 1
-    assert (out / "affinity.csv").read_text() == before
+    assert RunDir(out).affinity_csv_path.read_text() == before
 
 
 def test_pvi_cli_killed_job_is_rerun_on_resume_to_the_same_matrix(tmp_path):
@@ -71,7 +71,7 @@ def test_pvi_cli_killed_job_is_rerun_on_resume_to_the_same_matrix(tmp_path):
     S = run.main.values
     assert run.main.estimator == "pvi" and np.allclose(np.diag(S), 1) and np.allclose(S, S.T)
     assert run.manifest["cost"]["trainings"] == 16 and run.manifest["cost"]["jobs"] == 8  # real + empty inputs
-    db = sqlite3.connect(out / "results.sqlite")
+    db = sqlite3.connect(RunDir(out).store_path)
     arts = [json.loads(a) for (a,) in db.execute("SELECT artifacts FROM jobs WHERE kind = 'pvi'")]
     assert len(arts) == 8 and all(len(a["pvi"]) == 100 for a in arts)  # one value per validation example
     # the inputs determine the targets, so every profile carries information (mean PVI > 0 bits)
@@ -93,4 +93,4 @@ def test_bad_options_are_named(tmp_path, capsys, option, fragment):
     cfg = write_config(tmp_path / "run.yaml", est)
     assert estimate("--config", str(cfg), "--out", str(tmp_path / "run"), "--option", option) == 2
     assert fragment in capsys.readouterr().err
-    assert not (tmp_path / "run" / "results.sqlite").exists()
+    assert not RunDir(tmp_path / "run").store_path.exists()

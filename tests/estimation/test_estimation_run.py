@@ -19,8 +19,7 @@ import torch
 from core.cli import main as cli_main
 from core.errors import RunStateError
 from core.estimation.runs.orchestrator import run_estimation
-from core.estimation.runs.lock import lock_holder
-from core.estimation.runs.folder import load_run
+from core.estimation.runs.folder import RunDir, load_run
 from core.matrix.transfer import negative_transfers
 
 torch.set_num_threads(1)
@@ -80,7 +79,7 @@ def test_pairwise_finds_the_planted_negative_transfers(reference):
     assert {"python", "numpy", "torch"} <= set(manifest["packages"]) and manifest["seeds"] == [0, 1]
     table = run.results()
     assert list(table.columns[:6]) == ["subset", "task", "metric", "loss", "seed", "seconds"] and len(table) == 18
-    assert not (run.path / "run.lock").exists()
+    assert not RunDir(run.path).lock_path.exists()
 
 
 def _stored_jobs(db: Path) -> int:
@@ -101,11 +100,11 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
                             env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
-        while _stored_jobs(out / "results.sqlite") < 4:
+        while _stored_jobs(RunDir(out).store_path) < 4:
             assert proc.poll() is None, proc.communicate()[1].decode()
             assert time.time() < deadline, "the run stored nothing in time"
             time.sleep(0.05)
-        assert lock_holder(out)["pid"] == proc.pid
+        assert RunDir(out).writer()["pid"] == proc.pid
         # A second writer on the same folder is refused while the first runs, naming its PID.
         with pytest.raises(RunStateError, match=f"PID {proc.pid}"):
             run_estimation(cfg, out=out, resume=True)
@@ -115,10 +114,10 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    stored = _stored_jobs(out / "results.sqlite")
+    stored = _stored_jobs(RunDir(out).store_path)
     assert 4 <= stored < 12
-    assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # died without a word
-    assert (out / "run.lock").is_file() and lock_holder(out) is None  # a stale lock: killed, resumable
+    assert json.loads(RunDir(out).manifest_path.read_text())["status"] == "running"  # died without a word
+    assert RunDir(out).lock_path.is_file() and RunDir(out).writer() is None  # a stale lock: killed, resumable
     with pytest.raises(RunStateError, match="already holds a run"):
         run_estimation(cfg, out=out)
     with pytest.raises(RunStateError, match="config differs in seeds"):
@@ -130,7 +129,7 @@ def test_killed_run_resumes_to_identical_results_and_one_writer_only(tmp_path, r
 
     run = run_estimation(cfg, out=out, resume=True)
     assert run.status == "complete" and [e["event"] for e in run.manifest["events"]][-2:] == ["resumed", "complete"]
-    con = sqlite3.connect(out / "results.sqlite")
+    con = sqlite3.connect(RunDir(out).store_path)
     assert con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 12
     dup = con.execute("SELECT COUNT(*) FROM (SELECT subset, task, seed, split FROM scores "
                       "GROUP BY subset, task, seed, split HAVING COUNT(*) > 1)").fetchone()[0]
@@ -197,7 +196,7 @@ def test_malformed_options_fail_with_a_message_naming_them(tmp_path, capsys, arg
         code = exc.code
     assert code == 2
     assert fragment in capsys.readouterr().err
-    assert not (tmp_path / "run" / "results.sqlite").exists()  # nothing started
+    assert not RunDir(tmp_path / "run").store_path.exists()  # nothing started
 
 
 @pytest.mark.parametrize("estimator, fragment", [

@@ -27,8 +27,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.errors import InvalidInputError, RunStateError  # noqa: E402
+from core.estimation.runs.folder import RunDir
 from core.estimation.runs.lock import RunLock  # noqa: E402
-from ui.services.launches import confined_config, manager, plan_launch, plan_resume  # noqa: E402
+from ui.services.launches import confined_config, launches, plan_launch, plan_resume  # noqa: E402
 from ui.state import MAX_UPLOAD_MB  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -207,21 +208,21 @@ def test_ui_launch_is_confined_and_respects_locks_and_budgets(shared):
 
     # Another process writes the run: refused with the CLI's lock message, nothing started.
     (root / "busy").mkdir()
-    before = len(manager().snapshots())
-    with RunLock(root / "busy" / "run.lock"):
+    before = len(launches().snapshots())
+    with RunLock(RunDir(root / "busy").lock_path):
         _launch(at, other="tiny.yaml", name="busy")
     assert any("is writing this run" in e.value for e in at.error), [e.value for e in at.error]
-    assert len(manager().snapshots()) == before
+    assert len(launches().snapshots()) == before
 
     # A budget the CLI refuses is refused the same way for a run started here (same validation path).
     _launch(at, other="tiny.yaml", name="too-many", estimator="higher-order", budget=99_999)
     # Started; the page may already show the run's own failure (it fails at planning, within milliseconds).
     assert all("exceeds" in e.value for e in at.error), [e.value for e in at.error]
-    job = next(s for s in manager().snapshots() if Path(s.out).name == "too-many")
+    job = next(s for s in launches().snapshots() if Path(s.out).name == "too-many")
     deadline = time.monotonic() + 60
     while job.finished is None and time.monotonic() < deadline:
         time.sleep(0.2)
-        job = next(s for s in manager().snapshots() if s.id == job.id)
+        job = next(s for s in launches().snapshots() if s.id == job.id)
     assert job.status == "failed" and "subsets" in job.error, (job.status, job.error)
     assert all(str(ROOT) not in line and str(root.parent) not in line for line in job.log), job.log
 
@@ -234,10 +235,10 @@ def test_ui_launch_is_confined_and_respects_locks_and_budgets(shared):
 def test_resume_from_ui_refuses_configs_and_estimators_outside_what_it_may_read(shared):
     root, outside = shared
     run = root / "planted-12"
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads(RunDir(run).manifest_path.read_text())
     manifest.update(status="interrupted",
                     config={"source": str(outside / "private.yaml"), "resolved": {"estimator": "pairwise"}})
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    RunDir(run).manifest_path.write_text(json.dumps(manifest))
     allowed = (ROOT / "sample_data" / "configs", root)
     with pytest.raises(RunStateError, match="outside the folders the dashboard may read") as info:
         plan_resume(run, root=root, config_roots=allowed)

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.cli import main as cli_main  # noqa: E402
+from core.estimation.runs.folder import RunDir  # noqa: E402
 from core.errors import TaskAffinityError  # noqa: E402
 
 PLANTED = dict(n_groups=2, tasks_per_group=[2, 1], dim=20, n_train=40, between=0.0, within=0.1, seed=0)
@@ -89,36 +90,36 @@ def corrupt_copy(saved: Path, tmp: Path, how: Callable[[Path], None]) -> Path:
 
 
 def truncate_store(run: Path) -> None:
-    db = run / "results.sqlite"
+    db = RunDir(run).store_path
     data = db.read_bytes()
     db.write_bytes(data[: len(data) // 3])
 
 
 def garbage_store(run: Path) -> None:
-    (run / "results.sqlite").write_bytes(b"this is not a database" * 300)
+    RunDir(run).store_path.write_bytes(b"this is not a database" * 300)
 
 
 def newer_store(run: Path) -> None:
-    con = sqlite3.connect(run / "results.sqlite")
+    con = sqlite3.connect(RunDir(run).store_path)
     con.execute("UPDATE meta SET value='99' WHERE key='schema'")
     con.commit()
     con.close()
 
 
 def newer_manifest(run: Path) -> None:
-    text = (run / "manifest.json").read_text()
-    (run / "manifest.json").write_text(text.replace('"version": 1', '"version": 7', 1))
+    text = RunDir(run).manifest_path.read_text()
+    RunDir(run).manifest_path.write_text(text.replace('"version": 1', '"version": 7', 1))
 
 
 def broken_manifest(run: Path) -> None:
-    (run / "manifest.json").write_text('{"format": "taskaffinity.run", "version": 1, "status": ')
+    RunDir(run).manifest_path.write_text('{"format": "taskaffinity.run", "version": 1, "status": ')
 
 
 def link_out(run: Path) -> None:
     outside = write(run.parent / "secret.csv", "task,x,y\nx,top,secret\ny,1,1\n")
     (run / "affinity.json").unlink()
-    (run / "affinity.csv").unlink()
-    (run / "affinity.csv").symlink_to(outside)
+    RunDir(run).affinity_csv_path.unlink()
+    RunDir(run).affinity_csv_path.symlink_to(outside)
 
 
 # ---------------------------------------------------------------- the catalogue

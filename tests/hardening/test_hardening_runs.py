@@ -30,8 +30,8 @@ import yaml
 from core.errors import RunStateError, TaskAffinityError
 from core.estimation.runs.config import load_run_config
 from core.estimation.runs.orchestrator import run_estimation
-from core.estimation.runs.lock import RunLock, lock_holder
-from core.estimation.runs.folder import load_run
+from core.estimation.runs.lock import RunLock
+from core.estimation.runs.folder import RunDir, load_run
 
 torch.set_num_threads(1)
 
@@ -133,7 +133,7 @@ def test_concurrent_writers_one_wins_the_rest_are_refused_naming_it(config, refe
     winner = won[0][1][1]
     for msg in refused:  # refused while the winner writes: the message names the winner
         assert msg.startswith("RunStateError") and f"PID {winner}" in msg and "Two writers" in msg, msg
-    assert store_state(out / "results.sqlite") == (N_JOBS, 0, "ok")
+    assert store_state(RunDir(out).store_path) == (N_JOBS, 0, "ok")
     assert_same_matrices(load_run(out), reference)
 
 
@@ -141,8 +141,8 @@ def test_a_second_cli_writer_is_refused_while_another_process_holds_the_run(conf
     out = tmp_path / "run"
     shutil.copytree(reference.path, out)
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with RunLock(out / "run.lock"):  # this test process is the writer
-        assert lock_holder(out)["pid"] == os.getpid()
+    with RunLock(RunDir(out).lock_path):  # this test process is the writer
+        assert RunDir(out).writer()["pid"] == os.getpid()
         proc = subprocess.run([sys.executable, "-m", "core", "estimate", "--config", str(config), "--out", str(out),
                                "--resume", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=240,
                               env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
@@ -176,9 +176,9 @@ def test_disk_full_while_saving_keeps_the_store_consistent_and_resume_finishes(c
     assert "\n" not in message and "Traceback" not in message, message
     assert "File too large" in message or "disk I/O error" in message or "full" in message, message
     assert "--resume" in message
-    stored, bad, integrity = store_state(out / "results.sqlite")
+    stored, bad, integrity = store_state(RunDir(out).store_path)
     assert 0 < stored < N_JOBS and bad == 0 and integrity == "ok"
-    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert json.loads(RunDir(out).manifest_path.read_text())["status"] == "failed"
     assert_same_matrices(run_estimation(config, out=out, resume=True), reference)
 
 
@@ -200,14 +200,14 @@ def test_permission_lost_mid_run_is_reported_and_resume_finishes(config, referen
         out.chmod(0o777)
         proc, queue = start_child(_as_nobody, cfg, out)
         deadline = time.time() + 240
-        while jobs_stored(out / "results.sqlite") < 3:
+        while jobs_stored(RunDir(out).store_path) < 3:
             assert proc.is_alive() and time.time() < deadline, "the writer stored nothing"
             time.sleep(0.02)
         out.chmod(0o555)  # the writer (uid 65534) may no longer create files in its run folder
         kind, message = queue.get(timeout=240)
         proc.join(timeout=30)
         assert kind == "error" and "Permission denied" in message and "--resume" in message, (kind, message)
-        stored, bad, integrity = store_state(out / "results.sqlite")
+        stored, bad, integrity = store_state(RunDir(out).store_path)
         assert stored >= 3 and bad == 0 and integrity == "ok"
         out.chmod(0o755)
         assert_same_matrices(run_estimation(config, out=out, resume=True), reference)
@@ -224,7 +224,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_matrices(
     # after the run has finished.
     t0 = time.monotonic()
     proc, queue = start_child(_estimate, config, tmp_path / "timed", False)
-    while jobs_stored(tmp_path / "timed" / "results.sqlite") < 1:
+    while jobs_stored(RunDir(tmp_path / "timed").store_path) < 1:
         time.sleep(0.005)
     first = time.monotonic() - t0
     assert queue.get(timeout=240)[0] == "ok"
@@ -234,12 +234,12 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_matrices(
     assert_same_matrices(load_run(tmp_path / "timed"), reference)
     log = []
     for i in range(KILLS):
-        before = jobs_stored(out / "results.sqlite")
-        proc, queue = start_child(_estimate, config, out, out.joinpath("manifest.json").is_file())
+        before = jobs_stored(RunDir(out).store_path)
+        proc, queue = start_child(_estimate, config, out, RunDir(out).manifest_path.is_file())
         # A random moment: in start-up or the first training (2 in 3), else within the training after the
         # next commit, at a uniformly random offset.
         target = before + rng.choice([0, 0, 1])
-        while jobs_stored(out / "results.sqlite") < target and proc.is_alive():
+        while jobs_stored(RunDir(out).store_path) < target and proc.is_alive():
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, (first if target == before else 0.0) + per_job))
         alive = proc.is_alive()
@@ -248,17 +248,17 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_matrices(
         else:  # it finished first: it must have completed the run, not failed
             assert queue.get(timeout=10)[0] == "ok"
         proc.join(timeout=30)
-        db = out / "results.sqlite"
+        db = RunDir(out).store_path
         state = store_state(db) if db.is_file() else (0, 0, "ok")
-        manifest = out / "manifest.json"
+        manifest = RunDir(out).manifest_path
         status = json.loads(manifest.read_text())["status"] if manifest.is_file() else "-"  # always whole JSON
         log.append((i, alive, state[0], status))
         assert state[1:] == (0, "ok"), (i, state)
-        assert lock_holder(out) is None  # the kernel dropped the dead writer's lock
+        assert RunDir(out).writer() is None  # the kernel dropped the dead writer's lock
     print(f"\nforked writer: first training stored after {first:.2f} s, run {total:.2f} s\nkill  alive-when-killed  jobs-stored  manifest-status")
     for row in log:
         print("  ".join(str(x) for x in row))
     final = run_estimation(config, out=out, resume=True)
     assert_same_matrices(final, reference)
-    assert store_state(out / "results.sqlite") == (N_JOBS, 0, "ok")
+    assert store_state(RunDir(out).store_path) == (N_JOBS, 0, "ok")
     assert sum(alive for _, alive, _, _ in log) >= KILLS // 2  # most kills hit a live writer

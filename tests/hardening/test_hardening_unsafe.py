@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.estimation.runs.folder import RunDir  # noqa: E402
 from core.errors import InvalidInputError, TaskAffinityError  # noqa: E402
 from core.matrix.io import parse_affinity, read_affinity  # noqa: E402
 
@@ -184,8 +185,8 @@ def planted_run_folder(path: Path, sentinel: Path) -> Path:
     matrix = {"format": "taskaffinity.affinity", "version": 1, "names": ["a", "b"], "values": [[1, 0.5], [0.5, 1]],
               "notes": f"!!python/object/apply:builtins.open ['{sentinel}', 'w']"}
     (path / "affinity.json").write_text(json.dumps(matrix))
-    (path / "affinity.csv").write_text("task,a,b\na,1,0.5\nb,0.5,1\n")
-    (path / "manifest.json").write_text(json.dumps({
+    RunDir(path).affinity_csv_path.write_text("task,a,b\na,1,0.5\nb,0.5,1\n")
+    RunDir(path).manifest_path.write_text(json.dumps({
         "format": "taskaffinity.run", "version": 1, "name": "__import__('os').system('touch PWNED')",
         "status": "interrupted", "estimator": "evil_mod_x:Est",
         "config": {"source": str(path / "config.yaml"), "resolved": {"estimator": "evil_mod_x:Est"}}}))

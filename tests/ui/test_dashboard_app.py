@@ -164,7 +164,7 @@ def test_runs_page_lists_sample_runs(monkeypatch):
 
 
 def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path):
-    from ui.services.launches import manager
+    from ui.services.launches import launches
     from tests.ui.test_dashboard_runs import tiny_config, wait
 
     root = tmp_path / "runs"
@@ -181,7 +181,7 @@ def test_runs_page_launches_a_real_run_and_lists_its_cost(monkeypatch, tmp_path)
     next(b for b in at.button if b.label == "Start").click().run()
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    job = next(j for j in manager().jobs.values() if Path(j.out) == root / "tiny")
+    job = next(j for j in launches().launches.values() if Path(j.out) == root / "tiny")
     assert wait(job).status == "complete"
     at.run()
     past = next(d.value for d in at.dataframe if "run" in d.value.columns)

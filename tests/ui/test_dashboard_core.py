@@ -16,9 +16,9 @@ from core.report.ordering import aggregate, order_by_groups, transfer_in_out
 from core.report.svg import heatmap_svg
 from core.matrix.preprocess import Preprocessing
 from core.report.page import ReportInput, to_html, to_markdown
-from ui.services.launches import JobManager, RunJob
+from ui.services.launches import LaunchManager, Launch
 from ui.services.roots import discover_runs, resolve_within
-from core.estimation.runs.folder import load_run
+from core.estimation.runs.folder import RunDir, load_run
 from scripts.sample_data import PLANTED, generate
 
 
@@ -126,11 +126,11 @@ def test_bench_results_reader(tmp_path):
 
 
 def test_run_job_reports_a_bad_config_as_failed(tmp_path):
-    job = JobManager().start(RunJob(tmp_path / "missing.yaml", tmp_path / "run", "pairwise"))
+    job = LaunchManager().start(Launch(tmp_path / "missing.yaml", tmp_path / "run", "pairwise"))
     job._thread.join(60)
     snap = job.snapshot()
     assert snap.status == "failed" and snap.error and snap.finished is not None
-    assert not (tmp_path / "run" / "manifest.json").exists()
+    assert not RunDir(tmp_path / "run").manifest_path.exists()
 
 
 def test_bench_charts_from_the_saved_results():

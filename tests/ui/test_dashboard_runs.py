@@ -10,8 +10,8 @@ import pytest
 from core.errors import InvalidInputError, RunStateError
 from core.estimation.runs.orchestrator import run_estimation
 from core.estimation.runs.lock import RunLock
-from ui.services.launches import JobManager, plan_launch, plan_resume
-from core.estimation.runs.folder import load_run
+from ui.services.launches import LaunchManager, plan_launch, plan_resume
+from core.estimation.runs.folder import RunDir, load_run
 
 # The bundled planted config, shrunk to 4 tasks in 2 groups: pairwise = 10 real trainings, a few seconds.
 TINY = """name: planted-tiny
@@ -50,7 +50,7 @@ def test_launch_stop_and_resume_a_real_run(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     cfg = tiny_config(tmp_path)
-    jobs = JobManager()
+    jobs = LaunchManager()
 
     def stop_after_three(config, *, progress, **kw):  # the real runner; the user presses Stop after 3 trainings
         def prog(done, total, msg):
@@ -62,9 +62,9 @@ def test_launch_stop_and_resume_a_real_run(tmp_path):
     job = plan_launch(cfg, "tiny", "pairwise", root=root, runner=stop_after_three)
     snap = wait(jobs.start(job))
     assert snap.status == "interrupted", snap.error
-    man = json.loads((root / "tiny" / "manifest.json").read_text())
+    man = json.loads(RunDir(root / "tiny").manifest_path.read_text())
     assert man["status"] == "interrupted" and 3 <= man["cost"]["trainings"] < 10
-    assert not (root / "tiny" / "run.lock").exists()
+    assert not RunDir(root / "tiny").lock_path.exists()
 
     with pytest.raises(InvalidInputError, match="already holds a run"):
         plan_launch(cfg, "tiny", "pairwise", root=root)
@@ -82,7 +82,7 @@ def test_launch_refuses_a_locked_folder_and_paths_outside_the_root(tmp_path):
     root = tmp_path / "runs"
     (root / "busy").mkdir(parents=True)
     cfg = tiny_config(tmp_path)
-    with RunLock(root / "busy" / "run.lock"):
+    with RunLock(RunDir(root / "busy").lock_path):
         with pytest.raises(RunStateError, match="another process .* is writing this run"):
             plan_launch(cfg, "busy", "pairwise", root=root)
     for bad in ("../escape", "a/b", "", ".hidden"):

@@ -1,21 +1,22 @@
 """Estimation runs in a background thread, with progress a UI can poll.
 
-The dashboard starts a :class:`RunJob` and re-reads :meth:`RunJob.snapshot` every
-second; the job itself only calls :func:`core.estimation.runs.orchestrator.run_estimation`,
+A launch is one estimation run started from the dashboard (a "job" is one training
+of it, as in :class:`core.estimation.runs.store.Job`). The dashboard starts a
+:class:`Launch` and re-reads :meth:`Launch.snapshot` every second; the launch itself only calls :func:`core.estimation.runs.orchestrator.run_estimation`,
 whose store commits every finished training, so a run that stops early is
-continued with ``resume=True``. :meth:`RunJob.stop` ends a run after the training
+continued with ``resume=True``. :meth:`Launch.stop` ends a run after the training
 in flight (the run folder says ``interrupted``), as Ctrl-C does on the command line.
 
 :func:`plan_launch` and :func:`plan_resume` check a launch before anything is
 written: the folder must lie in the runs root and no other process may be
-writing it (its ``run.lock``); only registered estimators run (never a
+writing it (its run lock); only registered estimators run (never a
 ``module:Class`` import); with ``config_roots`` (the dashboard) the config must lie
 in the folders it may read.
 """
 from __future__ import annotations
 
-import json
 import logging
+import os
 import re
 import threading
 import time
@@ -25,6 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError
+from core.estimation.estimators.base import ESTIMATORS
+from core.estimation.runs.folder import RunDir
+from core.estimation.runs.orchestrator import run_estimation
+from ui.services.roots import DEFAULT_ROOTS, ENV_VAR, configured_roots
 
 LOG_LINES = 200
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
@@ -35,8 +40,8 @@ class StopRequested(KeyboardInterrupt):
 
 
 @dataclass
-class JobSnapshot:
-    """A copy of a job's state at one moment."""
+class LaunchSnapshot:
+    """A copy of a launch's state at one moment."""
 
     id: str
     config: str
@@ -61,7 +66,7 @@ class JobSnapshot:
         return (self.finished or time.time()) - self.started
 
 
-class RunJob:
+class Launch:
     """One estimation run in a daemon thread.
 
     Parameters
@@ -92,7 +97,7 @@ class RunJob:
                            started=time.time(), finished=None)
         self._thread = threading.Thread(target=self._main, name=f"taskaffinity-run-{self.id}", daemon=True)
 
-    def start(self) -> "RunJob":
+    def start(self) -> "Launch":
         self._thread.start()
         return self
 
@@ -118,9 +123,7 @@ class RunJob:
             raise StopRequested()
 
     def _main(self) -> None:
-        runner = self._runner
-        if runner is None:
-            from core.estimation.runs.orchestrator import run_estimation as runner
+        runner = self._runner or run_estimation
         # File names only: the log is shown on the dashboard, which reveals no paths.
         self._log(f"{'resuming' if self.resume else 'starting'} {self.estimator} run of {Path(self.config).name} "
                   f"into {Path(self.out).name}")
@@ -143,10 +146,10 @@ class RunJob:
                                message=error or self._state["message"])
         self._log(error or "finished")
 
-    def snapshot(self) -> JobSnapshot:
+    def snapshot(self) -> LaunchSnapshot:
         with self._lock:
             s = dict(self._state, log=list(self._state["log"]))
-        return JobSnapshot(id=self.id, config=self.config, out=self.out, estimator=self.estimator,
+        return LaunchSnapshot(id=self.id, config=self.config, out=self.out, estimator=self.estimator,
                            resume=self.resume, **s)
 
     @property
@@ -155,48 +158,49 @@ class RunJob:
 
 
 @dataclass
-class JobManager:
-    """The jobs of one dashboard process; refuses a second writer on the same run folder."""
+class LaunchManager:
+    """The launches of one dashboard process; refuses a second writer on the same run folder."""
 
-    jobs: dict[str, RunJob] = field(default_factory=dict)
+    launches: dict[str, Launch] = field(default_factory=dict)  # by launch id
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, job: RunJob) -> RunJob:
+    def start(self, launch: Launch) -> Launch:
+        """Start ``launch`` unless another launch of this process is writing its folder."""
         with self._lock:
-            target = Path(job.out).resolve()
-            for other in self.jobs.values():
+            target = Path(launch.out).resolve()
+            for other in self.launches.values():
                 if other.running and Path(other.out).resolve() == target:
-                    raise InvalidInputError(f"{job.out}: a run is already writing this folder; wait for it to end.")
-            self.jobs[job.id] = job
-        return job.start()
+                    raise InvalidInputError(f"{launch.out}: a run is already writing this folder; wait for it to end.")
+            self.launches[launch.id] = launch
+        return launch.start()
 
-    def stop(self, job_id: str) -> None:
-        """Ask job ``job_id`` to stop after its training in flight."""
+    def stop(self, launch_id: str) -> None:
+        """Ask launch ``launch_id`` to stop after its training in flight."""
         with self._lock:
-            job = self.jobs.get(job_id)
-        if job is not None:
-            job.stop()
+            launch = self.launches.get(launch_id)
+        if launch is not None:
+            launch.stop()
 
-    def snapshots(self) -> list[JobSnapshot]:
+    def snapshots(self) -> list[LaunchSnapshot]:
+        """Every launch's state, newest first."""
         with self._lock:
-            jobs = list(self.jobs.values())
-        return sorted((j.snapshot() for j in jobs), key=lambda s: -s.started)
+            launches = list(self.launches.values())
+        return sorted((x.snapshot() for x in launches), key=lambda s: -s.started)
 
 
-_MANAGER = JobManager()
+_LAUNCHES = LaunchManager()
 
 
-def manager() -> JobManager:
-    """The jobs of this process (the dashboard's runs keep going while pages change)."""
-    return _MANAGER
+def launches() -> LaunchManager:
+    """The launches of this process (the dashboard's runs keep going while pages change)."""
+    return _LAUNCHES
+
+
+manager = launches  # the former name
 
 
 def launch_root(roots: tuple[Path, ...] | None = None) -> Path:
     """Where the dashboard writes new runs: ``runs/`` of the checkout, or the first ``$TASKAFFINITY_RUNS_ROOT``."""
-    import os
-
-    from ui.services.roots import DEFAULT_ROOTS, ENV_VAR, configured_roots
-
     if roots is None:
         roots = configured_roots()
         if not os.environ.get(ENV_VAR, "").strip():
@@ -205,9 +209,7 @@ def launch_root(roots: tuple[Path, ...] | None = None) -> Path:
 
 
 def _check_free(out: Path) -> None:
-    from core.estimation.runs.lock import lock_holder
-
-    holder = lock_holder(out)
+    holder = RunDir(out).writer()
     if holder is not None:
         raise RunStateError(f"{out.name}: another process (PID {holder.get('pid', '?')} on {holder.get('host', '?')}, "
                             f"started {holder.get('started', '?')}) is writing this run; wait for it to finish or "
@@ -216,8 +218,6 @@ def _check_free(out: Path) -> None:
 
 def _check_estimator(name: Any) -> str:
     """Only registered estimators run from the dashboard: a ``module:Class`` name would import (run) any module."""
-    from core.estimation.estimators.base import ESTIMATORS
-
     if not isinstance(name, str) or ":" in name or name not in ESTIMATORS.names():
         raise InvalidInputError(f"estimator {name!r}: the dashboard runs only the registered estimators "
                                 f"({', '.join(ESTIMATORS.names())}); run a module:Class estimator from the command line.")
@@ -250,8 +250,8 @@ def confined_config(config: str | Path, allowed: Sequence[Path]) -> Path:
 
 def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapping[str, Any] | None = None,
                 resume: bool = False, root: Path | None = None, runner: Callable[..., Any] | None = None,
-                config_roots: Sequence[Path] | None = None) -> RunJob:
-    """A checked, not yet started job writing ``root/run_name`` (``root`` default :func:`launch_root`).
+                config_roots: Sequence[Path] | None = None) -> Launch:
+    """A checked, not yet started launch writing ``root/run_name`` (``root`` default :func:`launch_root`).
 
     ``config_roots``: when given (the dashboard), the config must lie inside one of these folders.
 
@@ -275,19 +275,14 @@ def plan_launch(config: str | Path, run_name: str, estimator: str, options: Mapp
     _check_free(out)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise InvalidInputError(f"{out.name} already holds a run; pick another name, or tick resume to continue it.")
-    if resume and not (out / "manifest.json").is_file():
+    if resume and not RunDir(out).has_manifest():
         raise InvalidInputError(f"{out.name}: nothing to resume there; untick resume to start a new run.")
-    return RunJob(config, out, estimator, options, resume=resume, runner=runner)
-
-
-def resumable(manifest: Mapping[str, Any]) -> bool:
-    """Whether a run stopped before completing (interrupted, failed, or killed while 'running')."""
-    return manifest.get("status") in ("interrupted", "failed", "running")
+    return Launch(config, out, estimator, options, resume=resume, runner=runner)
 
 
 def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[..., Any] | None = None,
-                config_roots: Sequence[Path] | None = None) -> RunJob:
-    """A checked job continuing the run in ``run_dir`` with the config, estimator, options and seeds it started with.
+                config_roots: Sequence[Path] | None = None) -> Launch:
+    """A checked launch continuing the run in ``run_dir`` with the config, estimator, options and seeds it started with.
 
     ``config_roots``: when given (the dashboard), the config the manifest names must lie inside one
     of these folders (the manifest is only as trustworthy as whoever can write the runs root).
@@ -296,10 +291,15 @@ def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[
     out = Path(run_dir).resolve()
     if out.parent != root:
         raise InvalidInputError(f"{out}: only runs directly in the runs root {root} are resumed from the dashboard.")
+    run = RunDir(out)
     try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunStateError(f"{out.name}: cannot read its manifest ({exc}); it cannot be resumed.") from None
+        if not run.has_manifest():
+            raise FileNotFoundError(f"no {run.manifest_path.name}")
+        manifest = run.read_manifest()
+    except (OSError, TaskAffinityError) as exc:
+        # the dashboard shows file names only, never the folder's path
+        reason = str(exc).replace(str(run.manifest_path), run.manifest_path.name)
+        raise RunStateError(f"{out.name}: cannot read its manifest ({reason}); it cannot be resumed.") from None
     if manifest.get("status") == "complete":
         raise RunStateError(f"{out.name}: already complete; nothing to resume.")
     _check_free(out)
@@ -316,7 +316,6 @@ def plan_resume(run_dir: str | Path, root: Path | None = None, runner: Callable[
         raise RunStateError(f"{out.name}: its config {source or '(not recorded)'} is no longer there; resume it from "
                             "the command line with the config: python -m core estimate CONFIG --out RUN --resume.")
     # The manifest may be written by anyone who can write the runs root: never import what it names.
-    job = RunJob(source, out, _check_estimator(resolved.get("estimator") or manifest.get("estimator")),
-                 resolved.get("options") or {}, resume=True, runner=runner,
-                 extra={"seeds": resolved.get("seeds"), "split": resolved.get("split")})
-    return job
+    return Launch(source, out, _check_estimator(resolved.get("estimator") or manifest.get("estimator")),
+                  resolved.get("options") or {}, resume=True, runner=runner,
+                  extra={"seeds": resolved.get("seeds"), "split": resolved.get("split")})

@@ -14,7 +14,10 @@ Layout (format version 1)::
       matrices/NAME.json   further matrices of the run (e.g. "pairwise", "higher-order", "gradtag", "true")
       run.lock             present while a process writes the run
 
-Reading never executes anything from the folder and never writes to it.
+:class:`RunDir` is the one owner of this layout: it alone knows the file names, writes the
+files (atomically, through :mod:`core.atomic`) and reads them; everything else asks it.
+:class:`RunFolder` is a run read from disk. Reading never executes anything from the folder
+and never writes to it.
 """
 from __future__ import annotations
 
@@ -22,13 +25,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
-from core.matrix.affinity import AffinityMatrix
+from core.atomic import atomic_write_text
 from core.errors import InvalidInputError, RunStateError
-from core.matrix.io import read_affinity
+from core.estimation.runs.lock import holder_of
+from core.matrix.affinity import AffinityMatrix
+from core.matrix.io import read_affinity, write_affinity
 from core.paths import inside_folder
 
 RUN_FORMAT = "taskaffinity.run"
@@ -40,6 +45,248 @@ RESULTS_DB = "results.sqlite"
 RESULTS_CSV = "results.csv"
 MATRICES_DIR = "matrices"
 LOCK = "run.lock"
+STATUSES = ("running", "complete", "interrupted", "failed")
+RESUMABLE = ("interrupted", "failed", "running")  # "running" with no writer: the writer was killed
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data (anything else, e.g. a numpy scalar or a path, as its string)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def resumable(manifest: Mapping[str, Any]) -> bool:
+    """Whether a manifest's run stopped before completing (interrupted, failed, or killed while running)."""
+    return manifest.get("status") in RESUMABLE
+
+
+@dataclass(frozen=True)
+class RunOverview:
+    """What the dashboard shows of one run folder, worked out from its manifest and lock.
+
+    Attributes
+    ----------
+    status : str
+        The manifest's status, or ``"interrupted (killed)"`` for a run that says ``running``
+        while no process holds its lock.
+    writing : bool
+        Whether a live process holds the run's lock now.
+    resumable : bool
+        Whether the run stopped before completing and nobody writes it.
+    estimator : str
+    tasks : int
+    progress : str
+        ``"done/total"`` as last recorded (empty when the manifest records none).
+    trainings, seconds, flops : number or None
+        The run's recorded cost.
+    created : str
+    """
+
+    status: str
+    writing: bool
+    resumable: bool
+    estimator: str
+    tasks: int
+    progress: str
+    trainings: Any
+    seconds: Any
+    flops: Any
+    created: str
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The one owner of the run-folder layout: where each file lies, how it is written and read.
+
+    Parameters
+    ----------
+    path : path-like
+        The run folder (it need not exist yet).
+
+    Notes
+    -----
+    Every write goes through a temporary file and an atomic rename, so a reader (the dashboard,
+    a resume) never sees a half-written file.
+    """
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    # -- locations ------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def store_path(self) -> Path:
+        """The result store (SQLite, one row per finished training)."""
+        return self.path / RESULTS_DB
+
+    @property
+    def results_csv_path(self) -> Path:
+        return self.path / RESULTS_CSV
+
+    @property
+    def affinity_csv_path(self) -> Path:
+        """The final matrix in the grouping CSV format (what ``python -m core group --affinity`` reads)."""
+        return self.path / AFFINITY_CSV
+
+    @property
+    def affinity_json_path(self) -> Path:
+        return self.path / AFFINITY_JSON
+
+    @property
+    def matrices_dir(self) -> Path:
+        return self.path / MATRICES_DIR
+
+    def matrix_path(self, name: str) -> Path:
+        """Where the further matrix ``name`` of the run lies."""
+        return self.matrices_dir / f"{name}.json"
+
+    @property
+    def lock_path(self) -> Path:
+        """The writer's lock file (see :class:`core.estimation.runs.lock.RunLock`)."""
+        return self.path / LOCK
+
+    # -- questions ------------------------------------------------------------------------------
+    def has_manifest(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def has_run(self) -> bool:
+        """Whether a run was started here (a manifest or a result store exists)."""
+        return self.has_manifest() or self.store_path.is_file()
+
+    def is_run(self) -> bool:
+        """Whether the folder looks like a run folder (has a manifest or an affinity matrix)."""
+        return self.path.is_dir() and (self.has_manifest() or self.affinity_csv_path.is_file()
+                                       or self.affinity_json_path.is_file())
+
+    def writer(self) -> dict[str, Any] | None:
+        """Who is writing the run right now (PID, host, started), or None when nobody is.
+
+        A run whose manifest says ``running`` but has no writer was killed; ``--resume`` continues it.
+        Never blocks.
+        """
+        return holder_of(self.lock_path)
+
+    def files(self) -> list[Path]:
+        """The files the dashboard shows (manifest and matrices) that exist, in a fixed order.
+
+        Their names, times and sizes tell a cache when the run changed.
+        """
+        files = [self.manifest_path, self.affinity_json_path, self.affinity_csv_path]
+        files += sorted(self.matrices_dir.glob("*.json")) if self.matrices_dir.is_dir() else []
+        return [f for f in files if f.is_file()]
+
+    def stamp(self) -> tuple:
+        """``(name, mtime_ns, size)`` of each of :meth:`files`: changes whenever the shown run does."""
+        return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in self.files())
+
+    # -- reading --------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any]:
+        """The run's manifest (a minimal one for a folder holding only an affinity matrix).
+
+        Raises
+        ------
+        RunStateError
+            When the manifest is damaged, not a run manifest, or from a newer format version.
+        """
+        mpath = self.manifest_path
+        if mpath.exists():
+            inside_folder(mpath, self.path)
+        if not mpath.is_file():
+            return {"format": RUN_FORMAT, "version": RUN_VERSION, "name": self.path.name, "status": "complete"}
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunStateError(f"{mpath}: manifest is not valid JSON ({exc}); the run folder is damaged.") from None
+        if not isinstance(manifest, dict) or manifest.get("format", RUN_FORMAT) != RUN_FORMAT:
+            raise RunStateError(f"{mpath}: not a taskaffinity run manifest.")
+        version = manifest.get("version", RUN_VERSION)
+        if not isinstance(version, int) or version > RUN_VERSION:
+            raise RunStateError(
+                f"{mpath}: run folder format version {version!r} is newer than this taskaffinity reads "
+                f"({RUN_VERSION}); upgrade taskaffinity.")
+        return manifest
+
+    def load(self) -> "RunFolder":
+        """Read the run: manifest and every affinity matrix in it ("main" is the final one)."""
+        path = self.path
+        if not path.is_dir():
+            raise InvalidInputError(f"{path}: no such run folder.")
+        if not self.is_run():
+            raise InvalidInputError(f"{path}: not a run folder (no {MANIFEST} or {AFFINITY_CSV} in it).")
+        for f in (self.affinity_json_path, self.affinity_csv_path, self.matrices_dir):
+            if f.exists():
+                inside_folder(f, path)  # a link out of the folder is refused before anything is read
+        run = RunFolder(path=path, manifest=self.read_manifest())
+        if self.affinity_json_path.is_file():
+            run.matrices["main"] = read_affinity(self.affinity_json_path)
+        elif self.affinity_csv_path.is_file():
+            run.matrices["main"] = read_affinity(self.affinity_csv_path)
+        if self.matrices_dir.is_dir():
+            for f in sorted(self.matrices_dir.glob("*.json")):
+                inside_folder(f, path)
+                run.matrices[f.stem] = read_affinity(f)
+        return run
+
+    def overview(self) -> RunOverview:
+        """The run's displayed status and progress (raises what :meth:`read_manifest` raises)."""
+        man = self.read_manifest()
+        status = str(man.get("status", "?"))
+        # only a "running" run can have a writer; the others need no look at the lock
+        writing = status == "running" and self.writer() is not None
+        if status == "running" and not writing:
+            status = "interrupted (killed)"
+        cost = man.get("cost") or {}
+        prog = man.get("progress") or {}
+        return RunOverview(
+            status=status, writing=writing, resumable=resumable(man) and not writing,
+            estimator=man.get("estimator", "?"), tasks=len(man.get("tasks") or []),
+            progress=f"{prog.get('done', '')}/{prog.get('total', '')}" if prog else "",
+            trainings=cost.get("trainings"), seconds=cost.get("seconds"), flops=cost.get("flops"),
+            created=man.get("created", ""))
+
+    # -- writing --------------------------------------------------------------------------------
+    def write_manifest(self, manifest: Mapping[str, Any]) -> Path:
+        """Write ``manifest`` atomically (indented JSON; values JSON cannot hold are written as strings).
+
+        Raises
+        ------
+        ValueError
+            When the manifest holds NaN or infinity (JSON has neither).
+        """
+        return atomic_write_text(self.manifest_path,
+                                 json.dumps(_jsonable(manifest), indent=1, allow_nan=False, default=str))
+
+    def write_matrices(self, matrices: Mapping[str, AffinityMatrix], main: AffinityMatrix | None = None) -> None:
+        """Write the run's matrices: each of ``matrices`` under its name, and ``main`` as the final one.
+
+        Parameters
+        ----------
+        matrices : mapping of str to AffinityMatrix
+            Further matrices, written as ``matrices/NAME.json``.
+        main : AffinityMatrix, optional
+            The run's final matrix, written as ``affinity.json`` and ``affinity.csv``
+            (default: the first of ``matrices``).
+        """
+        if main is None:
+            if not matrices:
+                raise RunStateError(f"{self.path}: no matrix to write.")
+            main = next(iter(matrices.values()))
+        for name, m in matrices.items():
+            write_affinity(m, self.matrix_path(name))
+        write_affinity(main, self.affinity_json_path)
+        write_affinity(main, self.affinity_csv_path)
+
+    def drop_store(self) -> None:
+        """Remove the result store (the results CSV keeps its rows; only a resume needs the store)."""
+        self.store_path.unlink(missing_ok=True)
+
+    def drop_lock(self) -> None:
+        """Remove a released lock file (for a folder to be bundled; never while a writer holds it)."""
+        self.lock_path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -63,9 +310,14 @@ class RunFolder:
         """The run's final matrix (affinity.json, else affinity.csv), if written yet."""
         return self.matrices.get("main")
 
+    @property
+    def dir(self) -> RunDir:
+        """The folder's layout (where each of its files lies)."""
+        return RunDir(self.path)
+
     def results(self) -> pd.DataFrame:
         """The long results table (empty if none yet)."""
-        path = self.path / RESULTS_CSV
+        path = self.dir.results_csv_path
         if not path.is_file():
             return pd.DataFrame(columns=["subset", "task", "metric", "loss", "seed", "seconds"])
         inside_folder(path, self.path)
@@ -77,54 +329,17 @@ class RunFolder:
 
 def is_run_folder(path: str | os.PathLike) -> bool:
     """True when ``path`` looks like a run folder (has a manifest or an affinity matrix)."""
-    path = Path(path)
-    return path.is_dir() and ((path / MANIFEST).is_file() or (path / AFFINITY_CSV).is_file()
-                              or (path / AFFINITY_JSON).is_file())
+    return RunDir(path).is_run()
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """The run's manifest (a minimal one for a folder holding only an affinity matrix)."""
-    path = Path(path)
-    mpath = path / MANIFEST
-    if mpath.exists():
-        inside_folder(mpath, path)
-    if not mpath.is_file():
-        return {"format": RUN_FORMAT, "version": RUN_VERSION, "name": path.name, "status": "complete"}
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunStateError(f"{mpath}: manifest is not valid JSON ({exc}); the run folder is damaged.") from None
-    if not isinstance(manifest, dict) or manifest.get("format", RUN_FORMAT) != RUN_FORMAT:
-        raise RunStateError(f"{mpath}: not a taskaffinity run manifest.")
-    version = manifest.get("version", RUN_VERSION)
-    if not isinstance(version, int) or version > RUN_VERSION:
-        raise RunStateError(
-            f"{mpath}: run folder format version {version!r} is newer than this taskaffinity reads ({RUN_VERSION}); "
-            "upgrade taskaffinity.")
-    return manifest
+    return RunDir(path).read_manifest()
 
 
 def load_run(path: str | os.PathLike) -> RunFolder:
     """Read a run folder: manifest and every affinity matrix in it ("main" is the final one)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InvalidInputError(f"{path}: no such run folder.")
-    if not is_run_folder(path):
-        raise InvalidInputError(f"{path}: not a run folder (no {MANIFEST} or {AFFINITY_CSV} in it).")
-    for f in (path / AFFINITY_JSON, path / AFFINITY_CSV, path / MATRICES_DIR):
-        if f.exists():
-            inside_folder(f, path)  # a link out of the folder is refused before anything is read
-    run = RunFolder(path=path, manifest=read_manifest(path))
-    if (path / AFFINITY_JSON).is_file():
-        run.matrices["main"] = read_affinity(path / AFFINITY_JSON)
-    elif (path / AFFINITY_CSV).is_file():
-        run.matrices["main"] = read_affinity(path / AFFINITY_CSV)
-    mdir = path / MATRICES_DIR
-    if mdir.is_dir():
-        for f in sorted(mdir.glob("*.json")):
-            inside_folder(f, path)
-            run.matrices[f.stem] = read_affinity(f)
-    return run
+    return RunDir(path).load()
 
 
 def list_runs(root: str | os.PathLike) -> list[Path]:

@@ -1,4 +1,4 @@
-"""One writer per run folder: ``RUN_DIR/run.lock`` holds the writer's PID while it runs.
+"""One writer per run folder: the run's lock file (``RunDir.lock_path``) holds the writer's PID while it runs.
 
 The lock is an ``flock`` on the lock file (so the kernel releases it when the writer dies,
 however it dies) and the file's content says who holds it (PID, host, start time), so a
@@ -100,13 +100,13 @@ class RunLock:
         self.release()
 
 
-def lock_holder(run_dir: str | os.PathLike, name: str = "run.lock") -> dict[str, Any] | None:
-    """Who is writing ``run_dir`` right now (PID, host, started), or None when nobody is.
+def holder_of(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Who holds the lock file ``path`` right now (PID, host, started), or None when nobody does.
 
-    A run whose manifest says ``running`` but has no holder was killed; ``--resume`` continues it.
-    Never blocks and never takes the lock for longer than the check.
+    Never blocks and never takes the lock for longer than the check. The run folder names its
+    lock file: ask :meth:`core.estimation.runs.folder.RunDir.writer`.
     """
-    path = Path(run_dir) / name
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -4,7 +4,7 @@
 is committed to ``results.sqlite`` at once, so a run killed at any moment loses only the
 trainings in flight; ``resume=True`` skips stored jobs and, since jobs are deterministic and the
 matrices are computed from the sorted store, ends with the same matrices as an uninterrupted
-run. One writer per folder (``run.lock``); a resumed run must have the same config and data.
+run. One writer per folder (its lock file); a resumed run must have the same config and data.
 """
 from __future__ import annotations
 
@@ -15,20 +15,18 @@ import platform
 import sqlite3
 import sys
 import time
+from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from core.atomic import atomic_write_text
 from core.errors import InvalidInputError, RunStateError
 from core.estimation.estimators.base import EstimationContext, Estimator, get_estimator
 from core.estimation.runs.executors import Executor, get_executor
+from core.estimation.runs.folder import RUN_FORMAT, RUN_VERSION, RunDir, RunFolder
+from core.estimation.runs.job import JobPayload
 from core.estimation.runs.lock import RunLock
 from core.estimation.runs.store import ResultStore, subset_key
-from core.matrix.io import write_affinity
-from core.estimation.runs.folder import (AFFINITY_CSV, AFFINITY_JSON, LOCK, MANIFEST, MATRICES_DIR, RESULTS_CSV, RESULTS_DB,
-                            RUN_FORMAT, RUN_VERSION, RunFolder, load_run, read_manifest)
-from core.estimation.runs.job import JobPayload
 
 Progress = Callable[[int, int, str], None]
 SPLITS = ("train", "val", "test")
@@ -53,6 +51,8 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
 
 def _load_config(config: Any):
     if isinstance(config, (str, os.PathLike)):
+        # deferred: the config module imports torch (through the training spec), which a caller passing a
+        # ready RunConfig, or only reading runs, should not pay for
         from core.estimation.runs.config import load_run_config
 
         return load_run_config(config)
@@ -118,8 +118,6 @@ def resolve(cfg: Any, estimator: str | Estimator | None, options: Mapping[str, A
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
     d = asdict(spec) if is_dataclass(spec) else dict(vars(spec))
     return json.loads(json.dumps(d, default=str, sort_keys=True))
 
@@ -136,6 +134,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def _prepare(cfg: Any) -> Any:
     """The task set as the backend wants it (e.g. texts embedded once, before any job is shipped)."""
+    # deferred: both import torch, needed only once a run really trains
     from core.estimation.models.backends import get_backend
     from core.estimation.models.training import prepare_taskset
 
@@ -187,25 +186,27 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
     except OSError as exc:
         raise RunStateError(f"--out {out}: cannot create the run folder ({exc.strerror}); choose a folder you may "
                             "write to.") from None
-    with RunLock(out / LOCK) as lock:
-        manifest = _open_manifest(out, cfg, resume, identity, data_hashes, ctx)
+    run = RunDir(out)
+    with RunLock(run.lock_path) as lock:
+        manifest = _open_manifest(run, cfg, resume, identity, data_hashes, ctx)
         if lock.stale:
             manifest.setdefault("events", []).append(
                 {"time": _now(), "event": f"took over a stale lock of dead process {lock.stale.get('pid')}"})
-        return _execute(out, cfg, est, ctx, exe, manifest, progress)
+        return _execute(run, cfg, est, ctx, exe, manifest, progress)
 
 
-def _open_manifest(out: Path, cfg: Any, resume: bool, identity: dict, data_hashes: dict,
+def _open_manifest(run: RunDir, cfg: Any, resume: bool, identity: dict, data_hashes: dict,
                    ctx: EstimationContext) -> dict[str, Any]:
-    has_run = (out / MANIFEST).is_file() or (out / RESULTS_DB).is_file()
-    if has_run and not resume:
-        status = read_manifest(out).get("status", "unknown") if (out / MANIFEST).is_file() else "unknown"
+    out = run.path
+    if run.has_run() and not resume:
+        status = run.read_manifest().get("status", "unknown") if run.has_manifest() else "unknown"
         raise RunStateError(f"{out}: already holds a run (status {status}); add --resume to continue it, or choose "
                             "another --out.")
-    if resume and not (out / MANIFEST).is_file():
-        raise RunStateError(f"{out}: nothing to resume (no {MANIFEST}); drop --resume to start a new run there.")
+    if resume and not run.has_manifest():
+        raise RunStateError(f"{out}: nothing to resume (no {run.manifest_path.name}); drop --resume to start a new "
+                            "run there.")
     if resume:
-        manifest = read_manifest(out)
+        manifest = run.read_manifest()
         old = manifest.get("config", {}).get("resolved", {})
         diff = _first_difference(old, identity)
         if diff:
@@ -230,7 +231,7 @@ def _open_manifest(out: Path, cfg: Any, resume: bool, identity: dict, data_hashe
         "cost": {"trainings": 0, "seconds": 0.0, "flops": None, "wall_seconds": 0.0}, "tasks": list(ctx.names),
         "events": [{"time": _now(), "event": "started"}],
     }
-    _write_manifest(out, manifest)  # before the store exists, so a run killed at any moment can be resumed
+    _write_manifest(run, manifest)  # before the store exists, so a run killed at any moment can be resumed
     return manifest
 
 
@@ -238,19 +239,20 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+def _write_manifest(run: RunDir, manifest: dict[str, Any]) -> None:
     manifest["updated"] = _now()
-    atomic_write_text(out / MANIFEST, json.dumps(_jsonable(manifest), indent=1, allow_nan=False, default=str))
+    run.write_manifest(manifest)
 
 
-def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor,
+def _execute(run: RunDir, cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor,
              manifest: dict[str, Any], progress: Progress | None) -> RunFolder:
     started = time.monotonic()
     wall_before = float(manifest.get("cost", {}).get("wall_seconds") or 0.0)
-    store = ResultStore.open(out / RESULTS_DB)
+    out = run.path
+    store = ResultStore.open(run.store_path)
     manifest["status"] = "running"
     manifest["executor"] = exe.describe()
-    _write_manifest(out, manifest)
+    _write_manifest(run, manifest)
     status = "failed"
     known: dict[tuple, Any] = {}
     last_csv = time.monotonic()
@@ -283,39 +285,39 @@ def _execute(out: Path, cfg: Any, est: Estimator, ctx: EstimationContext, exe: E
                     store.record(result)
                     report(f"finished {job.describe()} in {result.seconds:.1f}s")
                     if time.monotonic() - last_csv > CSV_EVERY_S:
-                        store.export_csv(out / RESULTS_CSV)
+                        store.export_csv(run.results_csv_path)
                         _update_cost(manifest, store, wall_before, started)
                         manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
-                        _write_manifest(out, manifest)
+                        _write_manifest(run, manifest)
                         last_csv = time.monotonic()
             finally:
                 results.close()
         est.fit(ctx, store.outcomes())
-        _write_matrices(out, est)
+        _write_matrices(run, est)
         status = "complete"
         report("complete")
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     except OSError as exc:  # disk full, permission denied, ...: say so in one line
-        raise RunStateError(f"{out}: could not write the run ({exc}); finished trainings are kept in {RESULTS_DB}. "
+        raise RunStateError(f"{out}: could not write the run ({exc}); finished trainings are kept in {run.store_path.name}. "
                             "Free disk space or fix write permission, then continue with --resume.") from None
     finally:
         try:
-            store.export_csv(out / RESULTS_CSV)
+            store.export_csv(run.results_csv_path)
             _update_cost(manifest, store, wall_before, started, est if status == "complete" else None)
             manifest["status"] = status
             manifest["progress"] = {"done": len(store.done_keys() & set(known)), "total": len(known)}
             manifest["events"].append({"time": _now(), "event": status})
             manifest["executor"] = exe.describe()
-            _write_manifest(out, manifest)
+            _write_manifest(run, manifest)
         except (OSError, sqlite3.Error) as exc:
             raise RunStateError(f"{out}: could not record the run's status ({exc}); finished trainings are kept in "
-                                f"{RESULTS_DB}. Free disk space or fix write permission, then continue with --resume.") from None
+                                f"{run.store_path.name}. Free disk space or fix write permission, then continue with --resume.") from None
         finally:
             store.close()
             exe.close()
-    return load_run(out)
+    return run.load()
 
 
 def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: float, started: float,
@@ -332,12 +334,8 @@ def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: floa
     manifest["cost"] = cost
 
 
-def _write_matrices(out: Path, est: Estimator) -> None:
+def _write_matrices(run: RunDir, est: Estimator) -> None:
     matrices = est.matrices_
     if not matrices:
         raise RunStateError(f"estimator {est.name!r} produced no matrix.")
-    main = next(iter(matrices.values()))
-    for name, m in matrices.items():
-        write_affinity(m, out / MATRICES_DIR / f"{name}.json")
-    write_affinity(main, out / AFFINITY_JSON)
-    write_affinity(main, out / AFFINITY_CSV)
+    run.write_matrices(matrices)  # the first is the run's final matrix
