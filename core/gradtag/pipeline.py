@@ -367,10 +367,10 @@ class GradTAG:
 
     def _aggregator(self, taskset: TaskSet):
         from core.estimation.estimators.base import EstimationContext
-        from core.estimation.estimators.gradtag import GradTAGEstimator
+        from core.estimation.estimators.gradtag import GradTAGAffinity
 
         self._validate(taskset)
-        agg = GradTAGEstimator(subsets=self.subsets, subset_size=self.subset_size,
+        agg = GradTAGAffinity(subsets=self.subsets, subset_size=self.subset_size,
                                min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
                                baseline=self.baseline)
         ctx = EstimationContext(names=taskset.names, seeds=(self.seed,), split=self.split)

@@ -39,7 +39,7 @@ GRADTAG_OPTIONS: dict[str, Any] = {"dim": 200, "projection": "rademacher", "proj
                                    "cache_dir": None}
 
 
-class GradTAGEstimator(HigherOrder):
+class GradTAGAffinity(HigherOrder):
     """Higher-order affinity from Grad-TAG estimates instead of subset trainings.
 
     Options: those of ``higher-order`` (subsets, subset_size, min_pair_coverage, sample_seed,
@@ -85,7 +85,7 @@ class GradTAGEstimator(HigherOrder):
         opts = {k: self.options[k] for k in GRADTAG_OPTIONS}
         return functools.partial(gradtag_job, json.dumps(opts, sort_keys=True), tuple(self.subsets_to_estimate(ctx)))
 
-    def fit(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> "GradTAGEstimator":
+    def fit(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> "GradTAGAffinity":
         super().fit(ctx, outcomes)
         # cost_of counts jobs as "trainings"; Grad-TAG trains one base model per seed
         self.cost_ = {**self.cost_, "trainings": len(ctx.seeds), "estimates": self.cost_["trainings"]}
@@ -94,7 +94,7 @@ class GradTAGEstimator(HigherOrder):
         return self
 
 
-register("gradtag", GradTAGEstimator)
+register("gradtag", GradTAGAffinity)
 
 # ------------------------------------------------------------------------------------------ job runner
 
