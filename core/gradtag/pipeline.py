@@ -50,6 +50,9 @@ import torch
 from core.atomic import atomic_write_bytes
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import TaskSet
+from core.estimation.estimators.base import EstimationContext
+from core.estimation.models.training import TrainedModel, TrainSpec, perf, train_multitask
+from core.gradtag.aggregate import GradTAGAggregation
 from core.gradtag.collect import collect_gradients
 from core.gradtag.gradients import GradientComputer
 from core.gradtag.lift import LiftedEvaluator
@@ -193,8 +196,6 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ stages
     def _train_base(self, taskset: TaskSet) -> None:
         """Train W0, or load it from ``store_dir/base.pt`` when made for the same data, spec and seed."""
-        from core.estimation.models.training import TrainedModel, prepare_taskset, train_multitask
-
         t0 = time.perf_counter()
         if self.base is not None:  # a base model trained elsewhere (e.g. shared by several projections)
             if not isinstance(self.base, TrainedModel) or set(self.base.net.tasks) != set(taskset.names):
@@ -308,8 +309,6 @@ class GradTAG:
 
     def score_subset(self, index: int) -> list[dict[str, Any]]:
         """Outcome rows of ``subsets_[index]``: the real network at ``W0 + P theta`` on each of its tasks."""
-        from core.estimation.models.training import perf
-
         if not hasattr(self, "lifted_"):
             self.lifted_ = LiftedEvaluator(self.base_, self.computer_, self.projector_)
         s, theta = self.subsets_[index], self.thetas_[index]
@@ -340,13 +339,9 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ helpers
     @property
     def spec_(self):
-        from core.estimation.models.training import TrainSpec
-
         return self.spec if self.spec is not None else TrainSpec()
 
     def _validate(self, taskset: TaskSet) -> None:
-        from core.estimation.models.training import TrainSpec
-
         if not isinstance(taskset, TaskSet):
             raise InvalidInputError(f"GradTAG.fit needs a TaskSet, got {type(taskset).__name__}.")
         if self.spec is not None and not isinstance(self.spec, TrainSpec):
@@ -366,13 +361,10 @@ class GradTAG:
         GradientComputer(self.params, method=self.gradient_method)
 
     def _aggregator(self, taskset: TaskSet):
-        from core.estimation.estimators.base import EstimationContext
-        from core.estimation.estimators.gradtag import GradTAGAffinity
-
         self._validate(taskset)
-        agg = GradTAGAffinity(subsets=self.subsets, subset_size=self.subset_size,
-                               min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
-                               baseline=self.baseline)
+        agg = GradTAGAggregation(subsets=self.subsets, subset_size=self.subset_size,
+                                  min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
+                                  baseline=self.baseline)
         ctx = EstimationContext(names=taskset.names, seeds=(self.seed,), split=self.split)
         agg.validate(ctx)
         return agg, ctx
