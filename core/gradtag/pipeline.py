@@ -54,10 +54,10 @@ from core.estimation.estimators.base import EstimationContext
 from core.estimation.models.training import TrainedModel, TrainSpec, perf, train_multitask
 from core.gradtag.aggregate import GradTAGAggregation
 from core.gradtag.collect import collect_gradients
-from core.gradtag.gradients import GradientComputer
+from core.gradtag.gradients import GradientComputer, PerSampleGradients
 from core.gradtag.lift import LiftedEvaluator
 from core.gradtag.projector import check_dim, make_projector
-from core.gradtag.scorer import SubsetScorer
+from core.gradtag.scorer import LogisticLinearScorer, SubsetScorer
 
 OUTCOME_KIND = "gradtag"
 DEFAULT_REG = 0.03
@@ -231,7 +231,7 @@ class GradTAG:
 
     def _collect_gradients(self) -> None:
         base = self.base_
-        self.computer_ = GradientComputer(self.params, method=self.gradient_method).bind(base.net)
+        self.computer_ = PerSampleGradients(self.params, method=self.gradient_method).bind(base.net)
         self.projector_ = make_projector(self.projection, self.computer_.n_params_, self.dim_,
                                          seed=self.projection_seed,
                                          cache_bytes=int(float(self.projection_cache_mb) * (1 << 20)))
@@ -280,7 +280,7 @@ class GradTAG:
         regression = np.array([self.base_.taskset[t].kind == "regression" for t in self.names_])[data["task"]]
         t0, flops, fits = time.perf_counter(), 0.0, []
         for reg in self.regs_:
-            scorer = SubsetScorer(reg=reg, offset=self.offset, device=self.base_.device)
+            scorer = LogisticLinearScorer(reg=reg, offset=self.offset, device=self.base_.device)
             fits.append(scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression,
                                    groups=data["task"]))
             flops += scorer.flops_
@@ -356,9 +356,9 @@ class GradTAG:
         if not regs:
             raise InvalidInputError("reg: empty list of penalties; give a number or a non-empty list.")
         for r in regs:
-            SubsetScorer(reg=r)  # validates each penalty
+            LogisticLinearScorer(reg=r)  # validates each penalty
         self.regs_ = [float(r) for r in regs]
-        GradientComputer(self.params, method=self.gradient_method)
+        PerSampleGradients(self.params, method=self.gradient_method)
 
     def _aggregator(self, taskset: TaskSet):
         self._validate(taskset)

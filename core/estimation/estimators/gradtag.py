@@ -29,7 +29,7 @@ from core.gradtag.aggregate import GradTAGAggregation
 from core.gradtag.gradients import METHODS
 from core.gradtag.pipeline import GradTAG
 from core.gradtag.projector import PROJECTORS, check_dim
-from core.gradtag.scorer import SubsetScorer
+from core.gradtag.scorer import LogisticLinearScorer
 
 try:
     import fcntl
@@ -65,7 +65,7 @@ class GradTAGAffinity(GradTAGAggregation):
         if o["gradient_method"] not in METHODS:
             raise InvalidInputError(f"gradient_method {o['gradient_method']!r} must be one of {', '.join(METHODS)}.")
         for r in (o["reg"] if isinstance(o["reg"], (list, tuple)) else [o["reg"]]):
-            SubsetScorer(reg=r)
+            LogisticLinearScorer(reg=r)
         if o["params"] is not None and (isinstance(o["params"], str) or not all(isinstance(p, str) for p in o["params"])):
             raise InvalidInputError(f"params {o['params']!r} must be a list of parameter-name prefixes.")
         self._ctx = ctx
