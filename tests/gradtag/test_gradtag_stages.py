@@ -12,7 +12,7 @@ from core.gradtag.collect import collect_gradients
 from core.gradtag.gradients import PerSampleGradients, classification_margin, select_parameters
 from core.gradtag.projector import PROJECTORS, inner_product_distortion, jl_epsilon, make_projector
 from core.gradtag.scorer import LogisticLinearScorer
-from core.gradtag.store import GradientStore
+from core.gradtag.store import MemmapGradientStore
 
 torch.set_num_threads(1)
 
@@ -122,7 +122,7 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
     comp = PerSampleGradients()
     comp.bind(model)
     proj = make_projector("rademacher", comp.n_params_, 16, seed=1)
-    full, _ = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, tmp_path / "full",
+    full, _ = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "full"),
                                 batch_size=5)
     expected = full.load()
     assert full.complete and len(full.batches) == 10  # 23 rows per task -> 5 batches each
@@ -131,14 +131,14 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
         if index == 3:
             raise Interrupt
     with pytest.raises(Interrupt):
-        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, tmp_path / "s", batch_size=5,
+        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"), batch_size=5,
                           on_batch=boom)
-    partial = GradientStore.open(tmp_path / "s")
+    partial = MemmapGradientStore.open(tmp_path / "s" / "gradients")
     assert partial.completed == 4 and not partial.complete
     with pytest.raises(RunStateError, match="incomplete"):
         partial.load()
     seen = []
-    store, info = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, tmp_path / "s",
+    store, info = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"),
                                     batch_size=5, on_batch=seen.append)
     assert seen == list(range(4, 10)) and info["batches_computed"] == 6
     got = store.load()
@@ -148,7 +148,7 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
     with torch.no_grad():
         model.trunk[0].weight.add_(1.0)
     with pytest.raises(RunStateError, match="model"):
-        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, tmp_path / "s", batch_size=5)
+        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"), batch_size=5)
 
 
 # -- scorer ------------------------------------------------------------------------------------------
