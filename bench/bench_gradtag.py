@@ -42,7 +42,7 @@ from core.estimation.estimators.subsets import HigherOrderAffinity  # noqa: E402
 from core.estimation.models.training import (TrainSpec, evaluate, perf, train_and_evaluate,  # noqa: E402
                                      train_multitask)
 from core.evaluation.gradtag_accuracy import matrix_distance, subset_errors  # noqa: E402
-from core.estimation.estimators.gradtag import GradTAGEstimator  # noqa: E402
+from core.estimation.estimators.gradtag import GradTAGAffinity  # noqa: E402
 from core.gradtag.pipeline import GradTAG  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
     t_case = time.perf_counter()
     ctx = EstimationContext(names=taskset.names, seeds=(seed,), split=split)
     opts = dict(subsets=n_subsets, subset_size=subset_size, min_pair_coverage=1, sample_seed=0)
-    sampler = GradTAGEstimator(**opts)
+    sampler = GradTAGAffinity(**opts)
     sampler.validate(ctx)
     subsets = sampler.subsets_to_estimate(ctx)
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def run_case(name, taskset, spec, *, subset_size, n_subsets, settings, split="te
                         **opts, **(gradtag_opts or {})).fit(taskset)
             wall = time.perf_counter() - t0 + base_sec
             est_gain = g.affinity_
-            est_raw = GradTAGEstimator(**opts, baseline="none").fit(ctx, g.outcomes_).main_
+            est_raw = GradTAGAffinity(**opts, baseline="none").fit(ctx, g.outcomes_).main_
             err = subset_errors(g.outcomes_, true_df)
             err_ft = subset_errors(g.outcomes_, ft_df)
             rho = spearmanr(offdiag(est_gain), offdiag(T_gain)).statistic

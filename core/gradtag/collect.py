@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -50,10 +49,10 @@ def model_fingerprint(model: torch.nn.Module, names: Sequence[str]) -> str:
 
 
 def collect_gradients(model: torch.nn.Module, taskset: TaskSet, tasks: Sequence[str], make_batch: MakeBatch,
-                      computer: GradientComputer, projector: Projector, store_path: str | Path,
+                      computer: GradientComputer, projector: Projector, store: GradientStore,
                       batch_size: int = 64, on_batch: Callable[[int], None] | None = None,
                       extra_meta: dict[str, Any] | None = None) -> tuple[GradientStore, dict[str, float]]:
-    """Fill (or resume) the gradient store at ``store_path``.
+    """Fill (or resume) ``store`` (a :class:`~core.gradtag.store.GradientStore` stage).
 
     Returns the store and timings ``{"seconds", "batches_computed", "samples_computed"}``
     for this call (batches resumed from disk are not recomputed and not counted).
@@ -72,7 +71,7 @@ def collect_gradients(model: torch.nn.Module, taskset: TaskSet, tasks: Sequence[
     meta = {"tasks": list(tasks), "params": list(computer.names_), "projector": projector.header(),
             "model": model_fingerprint(model, computer.names_), "data": {t: taskset[t].fingerprint() for t in tasks},
             **(extra_meta or {})}
-    store = GradientStore.create_or_resume(store_path, dim=projector.dim, batches=batches, targets=targets,
+    store = store.create_or_resume(dim=projector.dim, batches=batches, targets=targets,
                                            task_index=task_index, meta=meta)
     starts = {t: min(b[1] for b in batches if b[0] == t) for t in tasks}
     t0, computed, samples = time.perf_counter(), 0, 0

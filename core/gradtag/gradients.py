@@ -18,6 +18,7 @@ among them) contain data-dependent Python checks that vmap cannot trace; with
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -119,8 +120,55 @@ def _index(x: Any, i: int) -> Any:
     return tree_map(lambda t: t[i:i + 1] if isinstance(t, torch.Tensor) else t, x)
 
 
-class GradientComputer:
-    """Per-sample gradients of the margin, flattened over the selected parameters.
+class GradientComputer(ABC):
+    """Stage "gradients": per-sample gradients of the model's scalar output, one flat row per sample.
+
+    A subclass chooses the parameters in :meth:`bind` (setting ``names_`` and ``n_params_``,
+    the flat order the projector and the lifting rely on) and computes gradients in
+    :meth:`compute`. :meth:`flat_params` and :meth:`set_flat` follow ``names_``.
+
+    Attributes
+    ----------
+    names_ : list of str
+        Differentiated parameter names, in order of the flat vector (set by ``bind``).
+    n_params_ : int
+        Length of the flat vector (set by ``bind``).
+    method_used_ : str or None
+        How the last gradients were computed (recorded in the stage costs).
+    """
+
+    method_used_: str | None = None
+
+    @abstractmethod
+    def bind(self, model: torch.nn.Module) -> "GradientComputer":
+        """Choose the parameters of ``model`` to differentiate; sets ``names_`` and ``n_params_``."""
+
+    @abstractmethod
+    def compute(self, model: torch.nn.Module, inputs: Any, targets: torch.Tensor, kind: str,
+                kwargs: Mapping[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat gradients ``(b, n_params_)`` and the differentiated outputs ``(b,)`` of one batch."""
+
+    def flat_params(self, model: torch.nn.Module) -> torch.Tensor:
+        """The selected parameters of ``model`` as one flat vector (same order as gradients)."""
+        params = dict(model.named_parameters())
+        return torch.cat([params[n].detach().reshape(-1) for n in self.names_])
+
+    def set_flat(self, model: torch.nn.Module, flat: torch.Tensor) -> None:
+        """Overwrite the selected parameters of ``model`` in place with the flat vector ``flat``."""
+        params = dict(model.named_parameters())
+        if flat.numel() != self.n_params_:
+            raise InvalidInputError(f"flat vector has {flat.numel()} entries, expected {self.n_params_}.")
+        offset = 0
+        with torch.no_grad():
+            for n in self.names_:
+                p = params[n]
+                k = p.numel()
+                p.copy_(flat[offset:offset + k].reshape(p.shape).to(p.device, p.dtype))
+                offset += k
+
+
+class PerSampleGradients(GradientComputer):
+    """Per-sample gradients of the margin (vmap, or a per-sample autograd loop), flattened over the selected parameters.
 
     Parameters
     ----------
@@ -151,7 +199,7 @@ class GradientComputer:
         self.method_used_: str | None = None
         self.fallback_reason_: str | None = None
 
-    def bind(self, model: torch.nn.Module) -> "GradientComputer":
+    def bind(self, model: torch.nn.Module) -> "PerSampleGradients":
         """Choose the parameters of ``model`` to differentiate (validates the names)."""
         self.names_ = select_parameters(model, self.params)
         params = dict(model.named_parameters())
@@ -215,20 +263,3 @@ class GradientComputer:
             margins.append(m.detach())
         return torch.stack(rows), torch.stack(margins)
 
-    def flat_params(self, model: torch.nn.Module) -> torch.Tensor:
-        """The selected parameters of ``model`` as one flat vector (same order as gradients)."""
-        params = dict(model.named_parameters())
-        return torch.cat([params[n].detach().reshape(-1) for n in self.names_])
-
-    def set_flat(self, model: torch.nn.Module, flat: torch.Tensor) -> None:
-        """Overwrite the selected parameters of ``model`` in place with the flat vector ``flat``."""
-        params = dict(model.named_parameters())
-        if flat.numel() != self.n_params_:
-            raise InvalidInputError(f"flat vector has {flat.numel()} entries, expected {self.n_params_}.")
-        offset = 0
-        with torch.no_grad():
-            for n in self.names_:
-                p = params[n]
-                k = p.numel()
-                p.copy_(flat[offset:offset + k].reshape(p.shape).to(p.device, p.dtype))
-                offset += k

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
+from core.estimation.models.training import _evaluate
 from core.gradtag.gradients import GradientComputer
 from core.gradtag.projector import Projector
 
@@ -42,8 +43,6 @@ class LiftedEvaluator:
 
     def scores(self, theta: torch.Tensor, tasks: Sequence[str], split: str) -> dict[str, Any]:
         """``{task: TaskScore}`` of the real network with weights ``W0 + P theta``."""
-        from core.estimation.models.training import _evaluate
-
         net = self.model.net
         self.computer.set_flat(net, self.w0 + self.delta(theta))
         try:

@@ -35,26 +35,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from core.atomic import atomic_write_bytes
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import TaskSet
+from core.estimation.estimators.base import EstimationContext
+from core.estimation.models.training import TrainedModel, TrainSpec, perf, train_multitask
+from core.gradtag.aggregate import GradTAGAggregation
 from core.gradtag.collect import collect_gradients
-from core.gradtag.gradients import GradientComputer
+from core.gradtag.gradients import GradientComputer, PerSampleGradients
 from core.gradtag.lift import LiftedEvaluator
-from core.gradtag.projector import check_dim, make_projector
-from core.gradtag.scorer import SubsetScorer
+from core.gradtag.projector import Projector, check_dim, make_projector
+from core.gradtag.scorer import LogisticLinearScorer, SubsetScorer
+from core.gradtag.store import GradientStore, MemmapGradientStore
 
 OUTCOME_KIND = "gradtag"
 DEFAULT_REG = 0.03
@@ -112,6 +112,16 @@ class GradTAG:
         these sampled subsets (plus singletons when ``baseline="single"``) unless given a list.
     base : TrainedModel, optional
         A base model already trained on all tasks (its FLOPs are still counted; its time is not).
+    gradients : GradientComputer, optional
+        Stage "gradients"; default ``PerSampleGradients(params, method=gradient_method)``.
+    projector : Projector or callable, optional
+        Stage "projection": a projector for the differentiated parameter count, or a function
+        ``n_params -> Projector``; default ``make_projector(projection, n_params, dim, ...)``.
+    store : GradientStore, optional
+        Stage "store" (base checkpoint and gradients); default ``MemmapGradientStore(store_dir)``.
+    scorer : SubsetScorer or sequence of SubsetScorer, optional
+        Stage "scoring"; several are a penalty grid chosen per subset on validation loss.
+        Default one ``LogisticLinearScorer(reg=r, offset=offset)`` per penalty in ``reg``.
 
     Attributes
     ----------
@@ -138,7 +148,9 @@ class GradTAG:
                  params: Sequence[str] | None = None, reg: Any = DEFAULT_REG, offset: bool = True,
                  grad_batch_size: int = 64, gradient_method: str = "auto", store_dir: str | Path | None = None,
                  seed: int = 0, split: str = "val", subsets: Any = None, subset_size: int = 3,
-                 min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single", base: Any = None):
+                 min_pair_coverage: int = 1, sample_seed: int = 0, baseline: str = "single", base: Any = None,
+                 gradients: GradientComputer | None = None, projector: Projector | Callable[[int], Projector] | None = None,
+                 store: GradientStore | None = None, scorer: SubsetScorer | Sequence[SubsetScorer] | None = None):
         self.spec = spec
         self.dim = dim
         self.projection = projection
@@ -158,6 +170,10 @@ class GradTAG:
         self.sample_seed = sample_seed
         self.baseline = baseline
         self.base = base
+        self.gradients = gradients
+        self.projector = projector
+        self.store = store
+        self.scorer = scorer
 
     # ------------------------------------------------------------------------------------ the recipe
     def fit(self, taskset: TaskSet) -> "GradTAG":
@@ -193,8 +209,6 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ stages
     def _train_base(self, taskset: TaskSet) -> None:
         """Train W0, or load it from ``store_dir/base.pt`` when made for the same data, spec and seed."""
-        from core.estimation.models.training import TrainedModel, prepare_taskset, train_multitask
-
         t0 = time.perf_counter()
         if self.base is not None:  # a base model trained elsewhere (e.g. shared by several projections)
             if not isinstance(self.base, TrainedModel) or set(self.base.net.tasks) != set(taskset.names):
@@ -206,52 +220,39 @@ class GradTAG:
         spec = self.spec_
         key = hashlib.sha256(json.dumps({"data": taskset.fingerprints(), "spec": spec.to_dict(), "seed": self.seed},
                                         sort_keys=True, default=str).encode()).hexdigest()[:16]
-        ckpt = Path(self.store_dir) / "base.pt" if self.store_dir is not None else None
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt and ckpt.is_file() else None
-        if saved is not None and saved.get("key") == key:
+        saved = self.store_.load_base(key)
+        if saved is not None:
             trained = train_multitask(taskset, taskset.names, dataclasses.replace(spec, steps=1, eval_every=0),
                                       self.seed)  # builds the same network; its weights are then replaced
             trained.net.load_state_dict(saved["state"])
             self.base_ = TrainedModel(backend=trained.backend, net=trained.net.eval(), taskset=trained.taskset,
                                       device=trained.device, steps=int(saved["steps"]), flops=float(saved["flops"]),
                                       seed=self.seed)
-            self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": 0.0, "loaded": str(ckpt),
+            self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": 0.0,
+                                         "loaded": str(getattr(self.store_, "base_path", "store")),
                                          "trained_flops": float(saved["flops"])}
         else:
             self.base_ = train_multitask(taskset, taskset.names, spec, self.seed)
-            if ckpt is not None:
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                buf = io.BytesIO()
-                torch.save({"key": key, "state": self.base_.net.state_dict(), "steps": self.base_.steps,
-                            "flops": self.base_.flops}, buf)
-                atomic_write_bytes(ckpt, buf.getvalue())
+            self.store_.save_base(key, self.base_.net.state_dict(), self.base_.steps, self.base_.flops)
             self.stage_costs_["base"] = {"seconds": time.perf_counter() - t0, "flops": float(self.base_.flops)}
         self.names_ = tuple(self.base_.net.tasks)
 
     def _collect_gradients(self) -> None:
         base = self.base_
-        self.computer_ = GradientComputer(self.params, method=self.gradient_method).bind(base.net)
-        self.projector_ = make_projector(self.projection, self.computer_.n_params_, self.dim_,
-                                         seed=self.projection_seed,
-                                         cache_bytes=int(float(self.projection_cache_mb) * (1 << 20)))
-        folder = Path(self.store_dir) if self.store_dir is not None else Path(tempfile.mkdtemp(prefix="gradtag-"))
-        folder.mkdir(parents=True, exist_ok=True)
-        self._temp_store = None if self.store_dir is not None else folder
+        self.computer_ = self._gradients.bind(base.net)
+        self.projector_ = self._projector(self.computer_.n_params_)
         t0 = time.perf_counter()
         self.store_, info = collect_gradients(
             base.net, base.taskset, self.names_, lambda task, split: base.backend.batch(task, split, base.device),
-            self.computer_, self.projector_, folder / "gradients" if self.store_dir is not None else folder,
-            batch_size=self.grad_batch_size, extra_meta={"seed": self.seed})
+            self.computer_, self.projector_, self.store_, batch_size=self.grad_batch_size,
+            extra_meta={"seed": self.seed})
         n_train = sum(len(base.taskset[t].train) for t in self.names_)
         self.stage_costs_["gradients"] = {
             "seconds": time.perf_counter() - t0, "samples": n_train, "method": self.computer_.method_used_,
             "flops": self._gradient_flops(),
             "resumed_batches": len(self.store_.batches) - info["batches_computed"]}
-        data = self.store_.load()
-        self._rows = data
-        if self._temp_store is not None:
-            del self.store_.arrays
-            shutil.rmtree(self._temp_store, ignore_errors=True)
+        self._rows = self.store_.load()
+        self.store_.release()
 
     def _gradient_flops(self) -> float:
         """Per-sample gradients cost what one training pass over the train split costs (the
@@ -278,10 +279,9 @@ class GradTAG:
             masks[b] = np.isin(data["task"], [pos[t] for t in s])
         regression = np.array([self.base_.taskset[t].kind == "regression" for t in self.names_])[data["task"]]
         t0, flops, fits = time.perf_counter(), 0.0, []
-        for reg in self.regs_:
-            scorer = SubsetScorer(reg=reg, offset=self.offset, device=self.base_.device)
+        for scorer in self.scorers_:
             fits.append(scorer.fit(data["features"], data["outputs"], data["targets"], masks, regression=regression,
-                                   groups=data["task"]))
+                                   groups=data["task"], device=self.base_.device))
             flops += scorer.flops_
         self.stage_costs_["scoring"] = {"seconds": time.perf_counter() - t0, "flops": flops}
         if len(fits) == 1:
@@ -308,8 +308,6 @@ class GradTAG:
 
     def score_subset(self, index: int) -> list[dict[str, Any]]:
         """Outcome rows of ``subsets_[index]``: the real network at ``W0 + P theta`` on each of its tasks."""
-        from core.estimation.models.training import perf
-
         if not hasattr(self, "lifted_"):
             self.lifted_ = LiftedEvaluator(self.base_, self.computer_, self.projector_)
         s, theta = self.subsets_[index], self.thetas_[index]
@@ -340,39 +338,62 @@ class GradTAG:
     # ------------------------------------------------------------------------------------ helpers
     @property
     def spec_(self):
-        from core.estimation.models.training import TrainSpec
-
         return self.spec if self.spec is not None else TrainSpec()
 
     def _validate(self, taskset: TaskSet) -> None:
-        from core.estimation.models.training import TrainSpec
-
         if not isinstance(taskset, TaskSet):
             raise InvalidInputError(f"GradTAG.fit needs a TaskSet, got {type(taskset).__name__}.")
         if self.spec is not None and not isinstance(self.spec, TrainSpec):
             raise InvalidInputError(f"spec must be a TrainSpec, got {type(self.spec).__name__}.")
-        self.dim_ = check_dim(self.dim)
+        self.dim_ = check_dim(self.dim) if not isinstance(self.projector, Projector) else self.projector.dim
         if self.split not in ("train", "val", "test"):
             raise InvalidInputError(f"split {self.split!r} must be train, val or test.")
         if isinstance(self.grad_batch_size, bool) or not isinstance(self.grad_batch_size, int) \
                 or self.grad_batch_size < 1:
             raise InvalidInputError(f"grad_batch_size={self.grad_batch_size!r} must be a positive integer.")
-        regs = list(self.reg) if isinstance(self.reg, (list, tuple, np.ndarray)) else [self.reg]
-        if not regs:
-            raise InvalidInputError("reg: empty list of penalties; give a number or a non-empty list.")
-        for r in regs:
-            SubsetScorer(reg=r)  # validates each penalty
-        self.regs_ = [float(r) for r in regs]
-        GradientComputer(self.params, method=self.gradient_method)
+        self._build_stages()
+
+    def _build_stages(self) -> None:
+        """Stage objects from the string options, for each stage not given as an object (validates them)."""
+        if self.gradients is None:
+            self._gradients = PerSampleGradients(self.params, method=self.gradient_method)
+        elif isinstance(self.gradients, GradientComputer):
+            self._gradients = self.gradients
+        else:
+            raise InvalidInputError(f"gradients must be a GradientComputer, got {type(self.gradients).__name__}.")
+        if self.projector is None:
+            self._projector = lambda n_params: make_projector(
+                self.projection, n_params, self.dim_, seed=self.projection_seed,
+                cache_bytes=int(float(self.projection_cache_mb) * (1 << 20)))
+        elif isinstance(self.projector, Projector):
+            self._projector = lambda n_params: self.projector  # collect_gradients checks n_params
+        elif callable(self.projector):
+            self._projector = self.projector
+        else:
+            raise InvalidInputError(f"projector must be a Projector or a function of n_params, "
+                                    f"got {type(self.projector).__name__}.")
+        if self.store is None:
+            self.store_ = MemmapGradientStore(self.store_dir)
+        elif isinstance(self.store, GradientStore):
+            self.store_ = self.store
+        else:
+            raise InvalidInputError(f"store must be a GradientStore, got {type(self.store).__name__}.")
+        if self.scorer is None:
+            regs = list(self.reg) if isinstance(self.reg, (list, tuple, np.ndarray)) else [self.reg]
+            if not regs:
+                raise InvalidInputError("reg: empty list of penalties; give a number or a non-empty list.")
+            self.scorers_ = [LogisticLinearScorer(reg=r, offset=self.offset) for r in regs]  # validates each
+        else:
+            self.scorers_ = [self.scorer] if isinstance(self.scorer, SubsetScorer) else list(self.scorer)
+            if not self.scorers_ or not all(isinstance(sc, SubsetScorer) for sc in self.scorers_):
+                raise InvalidInputError("scorer must be a SubsetScorer or a non-empty list of them.")
+        self.regs_ = [float(sc.reg) for sc in self.scorers_]
 
     def _aggregator(self, taskset: TaskSet):
-        from core.estimation.estimators.base import EstimationContext
-        from core.estimation.estimators.gradtag import GradTAGEstimator
-
         self._validate(taskset)
-        agg = GradTAGEstimator(subsets=self.subsets, subset_size=self.subset_size,
-                               min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
-                               baseline=self.baseline)
+        agg = GradTAGAggregation(subsets=self.subsets, subset_size=self.subset_size,
+                                  min_pair_coverage=self.min_pair_coverage, sample_seed=self.sample_seed,
+                                  baseline=self.baseline)
         ctx = EstimationContext(names=taskset.names, seeds=(self.seed,), split=self.split)
         agg.validate(ctx)
         return agg, ctx

@@ -17,14 +17,40 @@ statistics instead. Everything runs in torch, on the GPU when one is given.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from typing import Any
+
 import numpy as np
 import torch
 
 from core.errors import InvalidInputError
 
 
-class SubsetScorer:
-    """Batched regularised fits of the linearised model, one ``theta`` per subset.
+class SubsetScorer(ABC):
+    """Stage "scoring": fit the linearised model of many task subsets on the stored features.
+
+    Attributes
+    ----------
+    reg : float
+        The penalty this scorer applies (reported per subset as ``GradTAG.reg_chosen_``).
+    flops_ : float
+        Approximate floating-point operations of the last ``fit``.
+    """
+
+    reg: float
+    flops_: float = 0.0
+
+    @abstractmethod
+    def fit(self, features: Any, outputs: Any, targets: Any, masks: Any, regression: Any = None, groups: Any = None,
+            device: str | torch.device | None = None) -> torch.Tensor:
+        """Coefficients ``theta (B, d)``, one row per subset (row ``b`` fitted on ``masks[b]``).
+
+        ``device`` is where the caller's model lives; a scorer without a device of its own computes there.
+        """
+
+
+class LogisticLinearScorer(SubsetScorer):
+    """Batched regularised logistic / least-squares fits of the linearised model, one ``theta`` per subset.
 
     Parameters
     ----------
@@ -36,7 +62,8 @@ class SubsetScorer:
         Newton iterations.
     tol : float
         Stop when every subset's Newton decrement is below ``tol``.
-    device : str or torch.device
+    device : str or torch.device, optional
+        Where to compute; None = the device ``fit`` is given, else the CPU.
 
     Attributes
     ----------
@@ -47,7 +74,7 @@ class SubsetScorer:
     """
 
     def __init__(self, reg: float = 1e-3, offset: bool = True, max_iter: int = 50, tol: float = 1e-10,
-                 device: str | torch.device = "cpu", max_chunk_elems: int = 40_000_000):
+                 device: str | torch.device | None = None, max_chunk_elems: int = 40_000_000):
         if isinstance(reg, bool) or not isinstance(reg, (int, float, np.floating)) or not np.isfinite(reg) or reg < 0:
             raise InvalidInputError(f"regularisation reg={reg!r} must be a finite number >= 0.")
         if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -56,10 +83,11 @@ class SubsetScorer:
         self.offset = bool(offset)
         self.max_iter = int(max_iter)
         self.tol = float(tol)
-        self.device = torch.device(device)
+        self.device = None if device is None else torch.device(device)
         self.max_chunk_elems = int(max_chunk_elems)
 
-    def fit(self, features, outputs, targets, masks, regression=None, groups=None) -> torch.Tensor:
+    def fit(self, features: Any, outputs: Any, targets: Any, masks: Any, regression: Any = None, groups: Any = None,
+            device: str | torch.device | None = None) -> torch.Tensor:
         """Coefficients ``theta (B, d)``, one row per subset.
 
         Parameters
@@ -76,8 +104,10 @@ class SubsetScorer:
             Task index of each row. When every row is least squares and every subset is a union
             of whole groups, the fit uses per-group sufficient statistics (``Phi_t^T Phi_t``
             computed once), so a subset costs ``|S| d^2 + d^3/3`` instead of ``n d^2``.
+        device : str or torch.device, optional
+            Used when the scorer was built without a device.
         """
-        dev = self.device
+        dev = self.device if self.device is not None else torch.device(device if device is not None else "cpu")
 
         def t(a, dtype=torch.float64):
             return (a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))).to(dev, dtype)

@@ -9,10 +9,10 @@ from scipy.optimize import minimize
 from core.errors import InvalidInputError, RunStateError, UnknownNameError
 from core.estimation.data.tasks import Split, Task, TaskSet
 from core.gradtag.collect import collect_gradients
-from core.gradtag.gradients import GradientComputer, classification_margin, select_parameters
+from core.gradtag.gradients import PerSampleGradients, classification_margin, select_parameters
 from core.gradtag.projector import PROJECTORS, inner_product_distortion, jl_epsilon, make_projector
-from core.gradtag.scorer import SubsetScorer
-from core.gradtag.store import GradientStore
+from core.gradtag.scorer import LogisticLinearScorer
+from core.gradtag.store import MemmapGradientStore
 
 torch.set_num_threads(1)
 
@@ -89,12 +89,12 @@ def test_vmap_and_loop_gradients_agree_with_autograd_and_respect_the_selection()
     torch.manual_seed(0)
     model = TinyMultiTask(["a", "b"])
     x, y = torch.randn(7, 5), torch.randint(0, 3, (7,))
-    gv, mv = GradientComputer(method="vmap").compute(model, x, y, "classification", {"task": "a"})
-    gl, ml = GradientComputer(method="loop").compute(model, x, y, "classification", {"task": "a"})
+    gv, mv = PerSampleGradients(method="vmap").compute(model, x, y, "classification", {"task": "a"})
+    gl, ml = PerSampleGradients(method="loop").compute(model, x, y, "classification", {"task": "a"})
     assert gv.shape == (7, sum(p.numel() for p in model.parameters()))
     assert torch.allclose(gv, gl, atol=1e-5) and torch.allclose(mv, ml, atol=1e-6)
     # head "b" does not touch task "a": its gradient block is zero
-    comp = GradientComputer(params=["heads.b", "trunk.0"]).bind(model)
+    comp = PerSampleGradients(params=["heads.b", "trunk.0"]).bind(model)
     assert comp.names_ == ["trunk.0.weight", "trunk.0.bias", "heads.b.weight", "heads.b.bias"]
     g, _ = comp.compute(model, x, y, "classification", {"task": "a"})
     assert g[:, 36:].abs().max() == 0 and g[:, :36].abs().max() > 0
@@ -107,7 +107,7 @@ def test_unknown_layer_name_lists_valid_ones():
     with pytest.raises(UnknownNameError):
         select_parameters(model, ["trunk.00"])  # a prefix must end at a module boundary
     with pytest.raises(UnknownNameError, match="gradient method"):
-        GradientComputer(method="jvp")
+        PerSampleGradients(method="jvp")
 
 
 # -- store (resumable) -------------------------------------------------------------------------------
@@ -119,10 +119,10 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
     torch.manual_seed(0)
     ts = _taskset()
     model = TinyMultiTask(ts.names)
-    comp = GradientComputer()
+    comp = PerSampleGradients()
     comp.bind(model)
     proj = make_projector("rademacher", comp.n_params_, 16, seed=1)
-    full, _ = collect_gradients(model, ts, ts.names, _make_batch, GradientComputer(), proj, tmp_path / "full",
+    full, _ = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "full"),
                                 batch_size=5)
     expected = full.load()
     assert full.complete and len(full.batches) == 10  # 23 rows per task -> 5 batches each
@@ -131,14 +131,14 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
         if index == 3:
             raise Interrupt
     with pytest.raises(Interrupt):
-        collect_gradients(model, ts, ts.names, _make_batch, GradientComputer(), proj, tmp_path / "s", batch_size=5,
+        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"), batch_size=5,
                           on_batch=boom)
-    partial = GradientStore.open(tmp_path / "s")
+    partial = MemmapGradientStore.open(tmp_path / "s" / "gradients")
     assert partial.completed == 4 and not partial.complete
     with pytest.raises(RunStateError, match="incomplete"):
         partial.load()
     seen = []
-    store, info = collect_gradients(model, ts, ts.names, _make_batch, GradientComputer(), proj, tmp_path / "s",
+    store, info = collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"),
                                     batch_size=5, on_batch=seen.append)
     assert seen == list(range(4, 10)) and info["batches_computed"] == 6
     got = store.load()
@@ -148,7 +148,7 @@ def test_interrupted_gradient_computation_resumes_from_last_completed_batch(tmp_
     with torch.no_grad():
         model.trunk[0].weight.add_(1.0)
     with pytest.raises(RunStateError, match="model"):
-        collect_gradients(model, ts, ts.names, _make_batch, GradientComputer(), proj, tmp_path / "s", batch_size=5)
+        collect_gradients(model, ts, ts.names, _make_batch, PerSampleGradients(), proj, MemmapGradientStore(tmp_path / "s"), batch_size=5)
 
 
 # -- scorer ------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_batched_newton_matches_a_reference_optimiser_and_zero_theta_is_the_base
     masks = np.zeros((3, n), bool)
     masks[0, :100], masks[1, 100:], masks[2] = True, True, True
     reg = 1e-2
-    theta = SubsetScorer(reg=reg).fit(phi, f0, np.zeros(n), masks).numpy()
+    theta = LogisticLinearScorer(reg=reg).fit(phi, f0, np.zeros(n), masks).numpy()
     for b in range(3):
         idx = masks[b]
 
@@ -168,7 +168,7 @@ def test_batched_newton_matches_a_reference_optimiser_and_zero_theta_is_the_base
         ref = minimize(fun, np.zeros(d), method="BFGS", options={"gtol": 1e-10}).x
         np.testing.assert_allclose(theta[b], ref, atol=1e-4)
     # data already fitted (huge margins) -> theta stays ~0
-    theta0 = SubsetScorer(reg=reg).fit(phi, np.full(n, 40.0), np.zeros(n), masks[:1]).numpy()
+    theta0 = LogisticLinearScorer(reg=reg).fit(phi, np.full(n, 40.0), np.zeros(n), masks[:1]).numpy()
     assert np.abs(theta0).max() < 1e-8
 
 
@@ -176,16 +176,16 @@ def test_least_squares_scorer_is_ridge():
     rng = np.random.default_rng(1)
     phi, f0, y = rng.normal(size=(50, 4)), rng.normal(size=50), rng.normal(size=50)
     mask = np.ones((1, 50), bool)
-    theta = SubsetScorer(reg=0.1).fit(phi, f0, y, mask, regression=np.ones(50, bool)).numpy()[0]
+    theta = LogisticLinearScorer(reg=0.1).fit(phi, f0, y, mask, regression=np.ones(50, bool)).numpy()[0]
     ref = np.linalg.solve(phi.T @ phi / 50 + 0.1 * np.eye(4), phi.T @ (y - f0) / 50)
     np.testing.assert_allclose(theta, ref, atol=1e-5)
     # per-task sufficient statistics give the same fits as Newton on the rows
     groups = np.repeat(np.arange(5), 10)
     masks = np.stack([np.isin(groups, [0, 2]), np.isin(groups, [1, 3, 4]), np.ones(50, bool)])
     sq = np.ones(50, bool)
-    fast = SubsetScorer(reg=0.1)
+    fast = LogisticLinearScorer(reg=0.1)
     a = fast.fit(phi, f0, y, masks, regression=sq, groups=groups).numpy()
-    slow = SubsetScorer(reg=0.1)
+    slow = LogisticLinearScorer(reg=0.1)
     b = slow.fit(phi, f0, y, masks, regression=sq).numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert fast.flops_ < slow.flops_
@@ -193,8 +193,8 @@ def test_least_squares_scorer_is_ridge():
 
 def test_scorer_bad_settings():
     with pytest.raises(InvalidInputError, match="reg"):
-        SubsetScorer(reg=-1)
+        LogisticLinearScorer(reg=-1)
     with pytest.raises(InvalidInputError, match="max_iter"):
-        SubsetScorer(max_iter=0)
+        LogisticLinearScorer(max_iter=0)
     with pytest.raises(InvalidInputError, match="no training rows"):
-        SubsetScorer().fit(np.ones((4, 2)), np.zeros(4), np.zeros(4), np.zeros((1, 4), bool))
+        LogisticLinearScorer().fit(np.ones((4, 2)), np.zeros(4), np.zeros(4), np.zeros((1, 4), bool))

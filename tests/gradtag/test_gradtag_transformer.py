@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from core.gradtag.gradients import GradientComputer
+from core.gradtag.gradients import PerSampleGradients
 
 torch.set_num_threads(1)
 
@@ -41,7 +41,7 @@ def test_minilm_last_layer_gradients_per_sample(minilm):
     texts = ["a gripping, beautifully acted film", "dull", "the plot never comes together at all"]
     y = torch.tensor([1, 0, 0])
     batch = dict(tok(texts, padding=True, return_tensors="pt"))
-    comp = GradientComputer(params=["trunk.encoder.layer.5", "heads"], method="auto")
+    comp = PerSampleGradients(params=["trunk.encoder.layer.5", "heads"], method="auto")
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         grads, margins = comp.compute(net, batch, y, "classification", {"task": "t0"})
@@ -52,7 +52,7 @@ def test_minilm_last_layer_gradients_per_sample(minilm):
         assert comp.fallback_reason_  # says why vmap was not used
     # a padded sample's gradient equals its gradient computed alone (padding is masked out)
     alone = dict(tok(texts[1:2], return_tensors="pt"))
-    g1, m1 = GradientComputer(params=["trunk.encoder.layer.5", "heads"], method="loop").compute(
+    g1, m1 = PerSampleGradients(params=["trunk.encoder.layer.5", "heads"], method="loop").compute(
         net, alone, y[1:2], "classification", {"task": "t0"})
     torch.testing.assert_close(grads[1], g1[0], rtol=1e-3, atol=1e-5)
     torch.testing.assert_close(margins[1], m1[0], rtol=1e-4, atol=1e-5)
@@ -60,4 +60,4 @@ def test_minilm_last_layer_gradients_per_sample(minilm):
     from core.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match=r"trunk\.encoder\.layer\.\{0-5\}\.output\.dense"):
-        GradientComputer(params=["trunk.encoder.layer.6"]).bind(net)
+        PerSampleGradients(params=["trunk.encoder.layer.6"]).bind(net)

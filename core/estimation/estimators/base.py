@@ -126,7 +126,7 @@ ESTIMATORS: Registry[type[Estimator]] = Registry("estimator", {
     "adaptive": "core.estimation.estimators.adaptive:AdaptiveAffinity",
     "pvi": "core.estimation.estimators.pvi:PVIAffinity",
     "tag": "core.estimation.estimators.tag:TAGAffinity",
-    "gradtag": "core.estimation.estimators.gradtag:GradTAGEstimator",
+    "gradtag": "core.estimation.estimators.gradtag:GradTAGAffinity",
 }, check=_is_estimator)
 
 

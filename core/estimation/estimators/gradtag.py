@@ -13,7 +13,6 @@ Grad-TAG cost. The stored outcomes go through the higher-order aggregation uncha
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -22,13 +21,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-import pandas as pd
 
 from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS, EstimationContext
-from core.estimation.estimators.subsets import HigherOrderAffinity
 from core.estimation.runs.store import Job, JobResult, Score
+from core.gradtag.aggregate import GradTAGAggregation
+from core.gradtag.gradients import METHODS
+from core.gradtag.pipeline import GradTAG
 from core.gradtag.projector import PROJECTORS, check_dim
+from core.gradtag.scorer import LogisticLinearScorer
 
 try:
     import fcntl
@@ -40,7 +41,7 @@ GRADTAG_OPTIONS: dict[str, Any] = {"dim": 200, "projection": "rademacher", "proj
                                    "cache_dir": None}
 
 
-class GradTAGEstimator(HigherOrderAffinity):
+class GradTAGAffinity(GradTAGAggregation):
     """Higher-order affinity from Grad-TAG estimates instead of subset trainings.
 
     Options: those of ``higher-order`` (subsets, subset_size, min_pair_coverage, sample_seed,
@@ -53,7 +54,7 @@ class GradTAGEstimator(HigherOrderAffinity):
     """
 
     name = "gradtag"
-    defaults: ClassVar[dict[str, Any]] = {**HigherOrderAffinity.defaults, **GRADTAG_OPTIONS}
+    defaults: ClassVar[dict[str, Any]] = {**GradTAGAggregation.defaults, **GRADTAG_OPTIONS}
 
     def validate(self, ctx: EstimationContext) -> None:
         super().validate(ctx)
@@ -61,23 +62,13 @@ class GradTAGEstimator(HigherOrderAffinity):
         check_dim(o["dim"])
         if o["projection"] not in PROJECTORS:
             raise InvalidInputError(f"projection {o['projection']!r} must be one of {', '.join(PROJECTORS)}.")
-        from core.gradtag.gradients import METHODS
-        from core.gradtag.scorer import SubsetScorer
-
         if o["gradient_method"] not in METHODS:
             raise InvalidInputError(f"gradient_method {o['gradient_method']!r} must be one of {', '.join(METHODS)}.")
         for r in (o["reg"] if isinstance(o["reg"], (list, tuple)) else [o["reg"]]):
-            SubsetScorer(reg=r)
+            LogisticLinearScorer(reg=r)
         if o["params"] is not None and (isinstance(o["params"], str) or not all(isinstance(p, str) for p in o["params"])):
             raise InvalidInputError(f"params {o['params']!r} must be a list of parameter-name prefixes.")
         self._ctx = ctx
-
-    def subsets_to_estimate(self, ctx: EstimationContext) -> list[tuple[str, ...]]:
-        singles = [(v,) for v in ctx.names] if self.options["baseline"] == "single" else []
-        return singles + [s for s in self.subset_list(ctx) if s not in set(singles)]
-
-    def jobs(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> list[Job]:
-        return [Job(s, seed, ctx.split, kind="gradtag") for seed in ctx.seeds for s in self.subsets_to_estimate(ctx)]
 
     def runner(self) -> Callable[[Any, Job], Any]:
         ctx = getattr(self, "_ctx", None)
@@ -86,16 +77,8 @@ class GradTAGEstimator(HigherOrderAffinity):
         opts = {k: self.options[k] for k in GRADTAG_OPTIONS}
         return functools.partial(gradtag_job, json.dumps(opts, sort_keys=True), tuple(self.subsets_to_estimate(ctx)))
 
-    def fit(self, ctx: EstimationContext, outcomes: pd.DataFrame) -> "GradTAGEstimator":
-        super().fit(ctx, outcomes)
-        # cost_of counts jobs as "trainings"; Grad-TAG trains one base model per seed
-        self.cost_ = {**self.cost_, "trainings": len(ctx.seeds), "estimates": self.cost_["trainings"]}
-        self.matrices_ = {k: dataclasses.replace(m, cost=self.cost_) if k == self.name else m
-                          for k, m in self.matrices_.items()}
-        return self
 
-
-ESTIMATORS.register("gradtag", GradTAGEstimator)
+ESTIMATORS.register("gradtag", GradTAGAffinity)
 
 # ------------------------------------------------------------------------------------------ job runner
 
@@ -111,8 +94,6 @@ def _key(payload: Any, options: str, seed: int, split: str) -> str:
 
 def gradtag_job(options: str, subsets: tuple[tuple[str, ...], ...], payload: Any, job: Job) -> JobResult:
     """Estimate ``job.subset`` (see module docstring); picklable via functools.partial."""
-    from core.gradtag.pipeline import GradTAG
-
     opts = json.loads(options)
     key = _key(payload, options, job.seed, job.split)
     pipe, seconds, flops = _PIPELINES.get(key), 0.0, 0.0
