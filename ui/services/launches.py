@@ -181,6 +181,14 @@ class LaunchManager:
         if launch is not None:
             launch.stop()
 
+    def forget_finished(self) -> int:
+        """Drop the launches that have ended (their run folders stay); returns how many."""
+        with self._lock:
+            done = [k for k, x in self.launches.items() if not x.running]
+            for k in done:
+                del self.launches[k]
+        return len(done)
+
     def snapshots(self) -> list[LaunchSnapshot]:
         """Every launch's state, newest first."""
         with self._lock:
