@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.io
+import scipy.sparse as sp
 
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, Task, TaskSet
@@ -228,84 +230,90 @@ def read_graph(path: str | Path, labels: str | Path | None = None, fmt: str | No
     ``node label1 label2 ...`` lines (as node2vec's PPI), ``gml`` with a node attribute
     ``label_attribute`` holding each node's community.
     """
-    import scipy.io
-    import scipy.sparse as sp
-
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"graph file {path} does not exist.")
     fmt = fmt or {".mat": "mat", ".gml": "gml"}.get(path.suffix.lower(), "edgelist")
     if fmt == "mat":
-        try:
-            mat = scipy.io.loadmat(str(path))
-        except Exception as exc:
-            raise InvalidInputError(f"{path}: cannot read it as a MATLAB file ({exc}).") from None
-        for key in (adjacency_key, labels_key):
-            if key not in mat:
-                raise InvalidInputError(f"{path}: no variable {key!r}; it holds {[k for k in mat if not k.startswith('__')]}.")
-        adj = sp.csr_matrix(mat[adjacency_key], dtype=np.float32)
-        y = sp.csr_matrix(mat[labels_key]).toarray()
-        names = [str(i) for i in range(adj.shape[0])]
-        label_names = [f"label{j}" for j in range(y.shape[1])]
+        adj, y, label_names, names = _read_mat_graph(path, adjacency_key, labels_key)
     elif fmt == "gml":
-        import networkx as nx
-
-        try:
-            g = nx.read_gml(str(path), label="id")
-        except Exception as exc:
-            raise InvalidInputError(f"{path}: cannot read it as GML ({exc}).") from None
-        nodes = list(g.nodes)
-        comms = [_label_key(g.nodes[n][label_attribute]) if label_attribute in g.nodes[n] else None for n in nodes]
-        if all(c is None for c in comms):
-            raise InvalidInputError(f"{path}: no node has the attribute {label_attribute!r} (the community); set label_attribute.")
-        label_names = _order_classes([c for c in comms if c is not None])  # nodes without it carry no label
-        y = np.array([[c == l for l in label_names] for c in comms], dtype=np.int64)
-        adj = nx.to_scipy_sparse_array(g, nodelist=nodes, format="csr", dtype=np.float32)
-        names = [str(n) for n in nodes]
-        label_names = [f"c{l}" for l in label_names]
+        adj, y, label_names, names = _read_gml_graph(path, label_attribute)
     elif fmt == "edgelist":
-        if labels is None:
-            raise InvalidInputError(f"{path}: an edge list needs a node-label file (labels:).")
-        labels = Path(labels)
-        if not labels.exists():
-            raise InvalidInputError(f"node-label file {labels} does not exist.")
-        index: dict[str, int] = {}
-        rows, cols = [], []
-        for i, line in enumerate(path.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) < 2:
-                raise InvalidInputError(f"{path}, line {i}: an edge needs two node ids, got {line!r}.")
-            u, v = (index.setdefault(p, len(index)) for p in parts[:2])
-            rows.append(u)
-            cols.append(v)
-        node_labels: dict[int, list[str]] = {}
-        for i, line in enumerate(labels.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if parts[0] not in index:
-                index[parts[0]] = len(index)
-            node_labels[index[parts[0]]] = parts[1:]
-        n = len(index)
-        adj = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
-        label_names = _order_classes([l for ls in node_labels.values() for l in ls])
-        if not label_names:
-            raise InvalidInputError(f"{labels}: no labels found; lines must read 'node label1 label2 ...'.")
-        col = {l: j for j, l in enumerate(label_names)}
-        y = np.zeros((n, len(label_names)), dtype=np.int64)
-        for node, ls in node_labels.items():
-            for l in ls:
-                y[node, col[l]] = 1
-        names = list(index)
-        label_names = [f"label{l}" for l in label_names]
+        adj, y, label_names, names = _read_edgelist_graph(path, labels)
     else:
         raise InvalidInputError(f"{path}: graph format {fmt!r} is not one of mat, edgelist, gml.")
     adj = ((adj + adj.T) > 0).astype(np.float32).tocsr()  # undirected, unweighted
     adj.setdiag(0)
     adj.eliminate_zeros()
     return adj, np.asarray(y, dtype=np.int64), list(label_names), names
+
+
+def _read_mat_graph(path: Path, adjacency_key: str, labels_key: str):
+    try:
+        mat = scipy.io.loadmat(str(path))
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: cannot read it as a MATLAB file ({type(exc).__name__}).") from None
+    for key in (adjacency_key, labels_key):
+        if key not in mat:
+            raise InvalidInputError(f"{path}: no variable {key!r}; it holds {[k for k in mat if not k.startswith('__')]}.")
+    adj = sp.csr_matrix(mat[adjacency_key], dtype=np.float32)
+    y = sp.csr_matrix(mat[labels_key]).toarray()
+    return adj, y, [f"label{j}" for j in range(y.shape[1])], [str(i) for i in range(adj.shape[0])]
+
+
+def _read_gml_graph(path: Path, label_attribute: str):
+    import networkx as nx  # only GML files need it
+
+    try:
+        g = nx.read_gml(str(path), label="id")
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: cannot read it as GML ({type(exc).__name__}).") from None
+    nodes = list(g.nodes)
+    comms = [_label_key(g.nodes[n][label_attribute]) if label_attribute in g.nodes[n] else None for n in nodes]
+    if all(c is None for c in comms):
+        raise InvalidInputError(f"{path}: no node has the attribute {label_attribute!r} (the community); set label_attribute.")
+    classes = _order_classes([c for c in comms if c is not None])  # nodes without it carry no label
+    y = np.array([[c == l for l in classes] for c in comms], dtype=np.int64)
+    adj = nx.to_scipy_sparse_array(g, nodelist=nodes, format="csr", dtype=np.float32)
+    return adj, y, [f"c{l}" for l in classes], [str(n) for n in nodes]
+
+
+def _read_edgelist_graph(path: Path, labels: str | Path | None):
+    if labels is None:
+        raise InvalidInputError(f"{path}: an edge list needs a node-label file (labels:).")
+    labels = Path(labels)
+    if not labels.exists():
+        raise InvalidInputError(f"node-label file {labels} does not exist.")
+    index: dict[str, int] = {}
+    rows, cols = [], []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) < 2:
+            raise InvalidInputError(f"{path}, line {i}: an edge needs two node ids, the line has one field.")
+        u, v = (index.setdefault(p, len(index)) for p in parts[:2])
+        rows.append(u)
+        cols.append(v)
+    node_labels: dict[int, list[str]] = {}
+    for line in labels.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] not in index:
+            index[parts[0]] = len(index)
+        node_labels[index[parts[0]]] = parts[1:]
+    n = len(index)
+    adj = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
+    classes = _order_classes([l for ls in node_labels.values() for l in ls])
+    if not classes:
+        raise InvalidInputError(f"{labels}: no labels found; lines must read 'node label1 label2 ...'.")
+    col = {l: j for j, l in enumerate(classes)}
+    y = np.zeros((n, len(classes)), dtype=np.int64)
+    for node, ls in node_labels.items():
+        for l in ls:
+            y[node, col[l]] = 1
+    return adj, y, [f"label{l}" for l in classes], list(index)
 
 
 def graph_tasks(adjacency, labels: np.ndarray, label_names: Sequence[str], *, features: np.ndarray | None = None,

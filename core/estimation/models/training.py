@@ -291,46 +291,74 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, foreach=True)
         streams = {n: _BatchStream(prepared[n].train, spec.batch_size, task_seed(seed, n)) for n in names}
+        best = _BestWeights(spec.patience)
         flops = 0.0
-        best_loss, best_state, bad = math.inf, None, 0
-        history: list[tuple[int, float]] = []
         step = 0
         net.train()
         while step < spec.steps:
             batches = {n: backend.batch(prepared[n], streams[n].next(), device) for n in names}
             if on_step is not None:
                 on_step(step, net, optimizer, batches)
-            optimizer.zero_grad(set_to_none=True)
-            total = 0.0
-            for n, (x, y) in batches.items():
-                loss = backend.loss(prepared[n], net(x, n), y).mean()
-                total = total + loss
-                flops += backend.train_flops(net, n, x, len(y))
-            total.backward()
-            optimizer.step()
+            flops += _update(backend, prepared, net, optimizer, batches)
             step += 1
             if spec.eval_every and (step % spec.eval_every == 0 or step == spec.steps):
-                val = []
-                for n in names:
-                    losses, _, _, f = _split_losses(backend, net, prepared[n], prepared[n].val, device)
-                    val.append(float(losses.mean()))
-                    flops += f
-                val_loss = float(np.mean(val))
-                history.append((step, val_loss))
+                val_loss, f = _validation_loss(backend, prepared, net, names, device)
+                flops += f
                 if on_eval is not None:
                     on_eval(step, net, val_loss)
-                if val_loss < best_loss - 1e-12:
-                    best_loss, bad = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
-                    if spec.patience and bad >= spec.patience:
-                        break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+                if best.update(step, val_loss, net):
+                    break
+        best.restore(net)
     net.eval()
     return TrainedModel(backend=backend, net=net, taskset=prepared, device=device, steps=step, flops=flops,
-                        seed=seed, history=tuple(history))
+                        seed=seed, history=tuple(best.history))
+
+
+def _update(backend: Backend, prepared: TaskSet, net: MultiTaskNet, optimizer: Any,
+            batches: dict[str, tuple[Any, Any]]) -> float:
+    """One optimizer step on the sum of the tasks' mean losses; returns its FLOPs."""
+    optimizer.zero_grad(set_to_none=True)
+    total, flops = 0.0, 0.0
+    for n, (x, y) in batches.items():
+        total = total + backend.loss(prepared[n], net(x, n), y).mean()
+        flops += backend.train_flops(net, n, x, len(y))
+    total.backward()
+    optimizer.step()
+    return flops
+
+
+def _validation_loss(backend: Backend, prepared: TaskSet, net: MultiTaskNet, names: Sequence[str],
+                     device: Any) -> tuple[float, float]:
+    """Mean over tasks of the mean validation loss, and the FLOPs it took."""
+    val, flops = [], 0.0
+    for n in names:
+        losses, _, _, f = _split_losses(backend, net, prepared[n], prepared[n].val, device)
+        val.append(float(losses.mean()))
+        flops += f
+    return float(np.mean(val)), flops
+
+
+class _BestWeights:
+    """Keeps the weights of the best validation loss; says when ``patience`` evaluations brought no gain."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.loss, self.state, self.bad = math.inf, None, 0
+        self.history: list[tuple[int, float]] = []
+
+    def update(self, step: int, val_loss: float, net: MultiTaskNet) -> bool:
+        """Record ``val_loss``; True when training should stop early."""
+        self.history.append((step, val_loss))
+        if val_loss < self.loss - 1e-12:
+            self.loss, self.bad = val_loss, 0
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return False
+        self.bad += 1
+        return bool(self.patience and self.bad >= self.patience)
+
+    def restore(self, net: MultiTaskNet) -> None:
+        if self.state is not None:
+            net.load_state_dict(self.state)
 
 
 def _check(model: TrainedModel, task: str, split: str) -> Task:
