@@ -230,3 +230,27 @@ def test_bad_grouping_sources(run_copy, tmp_path):
     assert prep.trainings == 4 and prep.dir.name == "file-g-test"
     with pytest.raises(RunStateError, match="nothing to resume"):
         run_validation(run_copy, name="nope", grouping=str(j), seeds=[0], resume=True, baselines="none")
+
+
+@pytest.mark.slow
+def test_html_report_holds_the_verdicts_and_no_script(killed_and_resumed):
+    from core.evaluation.validation.report import validation_html
+
+    _, v = killed_and_resumed
+    page = validation_html(v)
+    assert all(x.replace("+", "") in page.replace("+", "") for x in v.summary["verdicts"])
+    assert "<script" not in page and "http" not in page and "Predicted vs measured" in page
+
+
+def test_grouping_csv_export_is_read_back(run_copy, tmp_path):
+    from core.grouping.api import group
+    from core.grouping.export import groups_csv, read_grouping
+    from core.estimation.runs.folder import load_run
+
+    res = group(load_run(run_copy).main, 3, method="spectral")
+    f = tmp_path / "groups.csv"
+    f.write_text(groups_csv(res))
+    assert read_grouping(str(f)) == [list(g) for g in res.groups]
+    prep = prepare_validation(run_copy, grouping=str(f), seeds=[0, 1], baselines="all,spectral")
+    assert prep.plan.partitions["grouping"][0] == prep.plan.partitions["spectral"][0]
+    assert prep.trainings == (3 + 1) * 2  # the spectral baseline's groups are the same trainings

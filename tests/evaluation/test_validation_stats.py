@@ -94,3 +94,19 @@ def test_bad_rows_are_refused():
         stats.strategy_summary(ROWS.drop(columns=["perf"]))
     with pytest.raises(InvalidInputError, match="not in the validation"):
         stats.paired_difference(ROWS, "grouping", "spectral")
+
+
+def test_summary_counts_a_partition_only_when_all_its_trainings_of_a_seed_are_stored():
+    from core.evaluation.validation.orchestrator import summarize_validation
+    from core.evaluation.validation.plan import build_plan
+
+    plan = build_plan(["a", "b"], [["a"], ["b"]], seeds=[0, 1, 2], split="test", baselines=["all"])
+    rows = ROWS[ROWS["strategy"].isin(["grouping", "all"])]
+    # seed 2 of "all" lost task b (its training of {a, b} cannot have scored only a; a partial table must not count)
+    rows = rows[~((rows["strategy"] == "all") & (rows["seed"] == 2) & (rows["task"] == "b"))]
+    s = summarize_validation(plan, rows)
+    by = {r["strategy"]: r for r in s["strategies"]}
+    assert by["all"]["seeds"] == 2 and by["grouping"]["seeds"] == 3 and s["partial_rows"] == 1
+    d = s["differences"][0]
+    assert d["seeds"] == 2 and d["diff"] == pytest.approx(0.2)
+    assert s["verdicts"] == [d["verdict"]] and "2 seeds" in d["verdict"]

@@ -251,6 +251,11 @@ def summarize_validation(plan: Plan, rows: pd.DataFrame, matrix: Any | None = No
                                "partitions": {s: [[list(g) for g in p] for p in d] for s, d in plan.partitions.items()},
                                "strategies": [], "differences": [], "verdicts": [], "task_gains": [],
                                "task_gains_reference": None, "agreement": None}
+    if not rows.empty:  # a partition counts only once every one of its trainings for that seed is stored
+        n = len(plan.names)
+        size = rows.groupby(["strategy", "draw", "seed"])["task"].transform("nunique")
+        summary["partial_rows"] = int((size < n).sum())
+        rows = rows[size == n]
     if rows.empty:
         return summary
     summary["strategies"] = stats.strategy_summary(rows).to_dict(orient="records")
