@@ -154,8 +154,9 @@ def _default_name(info: Mapping[str, Any], split: str) -> str:
     if info.get("source") == "file":
         stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(info["file"]).stem)[:40] or "file"
         return f"file-{stem}-{split}"
-    if info.get("source") in ("method", "named"):
-        return f"{info['method']}-k{info['k']}-{split}"
+    if info.get("method"):
+        slug = "".join(c if c.isalnum() else "-" for c in str(info["method"]).split(",")[0].lower()).strip("-")[:30]
+        return f"{slug or 'grouping'}-k{info['k']}-{split}"
     return f"grouping-{split}"
 
 
@@ -183,8 +184,11 @@ class Prepared:
 def prepare_validation(run: str | os.PathLike, *, name: str | None = None, grouping: Any = None,
                        method: str | None = None, k: int | str | None = None, seeds: Sequence[int] = (0, 1, 2),
                        split: str = "test", baselines: str | Sequence[str] | None = None, random_draws: int = 3,
-                       allow_estimation_split: bool = False) -> Prepared:
-    """Resolve the grouping, check the split, build the plan and its budget; writes nothing."""
+                       allow_estimation_split: bool = False, describe: Mapping[str, Any] | None = None) -> Prepared:
+    """Resolve the grouping, check the split, build the plan and its budget; writes nothing.
+
+    ``describe`` (e.g. ``{"method": "sdp"}``) records how a given list of groups was made.
+    """
     folder = _load_run(run)
     if split not in SPLITS:
         raise InvalidInputError(f"--split {split!r} is not one of {', '.join(SPLITS)}.")
@@ -198,7 +202,7 @@ def prepare_validation(run: str | os.PathLike, *, name: str | None = None, group
     base = parse_baselines(baselines)
     plan = build_plan(names, groups, seeds, split, base, random_draws,
                       others=_baseline_partitions(folder, base, len(groups)))
-    info = {**info, "k": len(groups)}
+    info = {**info, **dict(describe or {}), "k": len(groups)}
     vname = check_name(name or _default_name(info, split))
     n = len(plan.trainings())
     return Prepared(folder, ValidationDir.of(folder.path, vname), plan, info, n, estimate_seconds(folder, n))
