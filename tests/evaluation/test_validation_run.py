@@ -254,3 +254,20 @@ def test_grouping_csv_export_is_read_back(run_copy, tmp_path):
     prep = prepare_validation(run_copy, grouping=str(f), seeds=[0, 1], baselines="all,spectral")
     assert prep.plan.partitions["grouping"][0] == prep.plan.partitions["spectral"][0]
     assert prep.trainings == (3 + 1) * 2  # the spectral baseline's groups are the same trainings
+
+
+def test_a_manifest_cannot_point_the_validation_at_a_config_elsewhere(run_copy, tmp_path, monkeypatch):
+    from core.estimation.runs.folder import load_run
+    from core.evaluation.validation.orchestrator import load_config_for
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(REPO / "sample_data" / "configs" / "planted.yaml", elsewhere / "planted.yaml")
+    run = load_run(run_copy)
+    run.manifest["config"]["source"] = str(elsewhere / "planted.yaml")
+    monkeypatch.chdir(REPO)
+    with pytest.raises(InvalidInputError, match="--config"):
+        load_config_for(run)
+    assert list(load_config_for(run, elsewhere / "planted.yaml").taskset.names) == run.manifest["tasks"]
+    run.manifest["config"]["source"] = "sample_data/configs/planted.yaml"  # the bundled run's: inside the checkout
+    assert list(load_config_for(run).taskset.names) == run.manifest["tasks"]

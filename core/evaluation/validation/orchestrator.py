@@ -35,6 +35,7 @@ from core.evaluation.validation.folder import FORMAT, RESUMABLE, VERSION, Valida
 from core.evaluation.validation.plan import STRATEGY_LABELS, Plan, build_plan, parse_baselines
 from core.grouping.api import group as group_tasks
 from core.grouping.export import read_grouping
+from core.paths import is_inside
 
 Progress = Callable[[int, int, str], None]
 NAMED = ("all", "single")  # partitions named by a strategy, not computed by a method
@@ -132,6 +133,12 @@ def load_config_for(run: RunFolder, config: str | os.PathLike | None = None) -> 
         found = next((c for c in cands if c.is_file()), None)
         if found is None:
             raise InvalidInputError(f"{run.path}: the run's config {source} is not found here; pass --config (the run's).")
+        # The manifest is a file being read: it may name a config only where the caller already looks (the current
+        # folder, this checkout, the folder holding the run); anything else needs an explicit --config.
+        roots = (Path.cwd(), REPO_ROOT, run.path.resolve().parent)
+        if not any(is_inside(found.resolve(), r.resolve()) for r in roots):
+            raise InvalidInputError(f"{run.path}: the manifest names a config outside the current folder, this "
+                                    "checkout and the run's folder; pass it yourself with --config if you trust it.")
         config = found
     cfg = load_run_config(config)
     tasks = list(man.get("tasks") or [])
