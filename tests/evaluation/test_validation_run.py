@@ -19,7 +19,7 @@ from core.errors import InvalidInputError, RunStateError
 from core.estimation.runs.store import ResultStore
 from core.evaluation.validation.folder import ValidationDir, list_validations
 from core.evaluation.validation.ingest import ingest_results
-from core.evaluation.validation.orchestrator import load_validation, prepare_validation, run_validation
+from core.evaluation.validation.orchestrator import prepare_validation, run_validation
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "sample_data" / "est-planted-pairwise"
