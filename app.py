@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/negative_transfer.py", title="Negative transfer", icon=":material/trending_down:"),
     st.Page("pages/grouping.py", title="Grouping", icon=":material/workspaces:"),
     st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/bar_chart:"),
+    st.Page("pages/validation.py", title="Validation", icon=":material/fact_check:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/play_circle:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]

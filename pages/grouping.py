@@ -118,3 +118,12 @@ with guard():
         cB.write(f"**Where they differ**: {len(diff)} of {m.n} tasks are not placed alike "
                  "(group numbers aligned to the first method by overlap).")
         cB.dataframe(diff, hide_index=True, width="stretch", height=260, key="diff_table")
+
+    if src.run is not None:  # hand the partition shown above to the Validation page
+        with st.expander("Validate this grouping (train it against baselines over seeds)"):
+            st.write(f"Trains the {result.k} groups above, one model on all tasks, one model per task and random "
+                     "groups of the same sizes over several seeds, scored on test.")
+            if st.button("Validate this grouping", key="validate_grouping", icon=":material/fact_check:"):
+                st.session_state["validate.partition"] = {"run": str(src.run.path), "groups": result.groups,
+                                                          "label": f"{METHOD_LABELS[result.method]}, k={result.k}"}
+                st.switch_page("pages/validation.py")
