@@ -17,6 +17,7 @@ from core.errors import TaskAffinityError
 COMMAND_MODULES = (
     "core.grouping.cli",
     "core.estimation.cli",
+    "core.estimation.external.cli",
 )
 
 

@@ -30,6 +30,8 @@ from core.errors import InvalidInputError, RunStateError
 
 SEP = "|"
 SCHEMA_VERSION = 1
+OUTCOME_COLUMNS = ["kind", "subset", "task", "seed", "split", "metric", "loss", "perf", "n", "seconds", "flops", "steps",
+                   "artifacts"]
 RESULT_COLUMNS = ["subset", "task", "metric", "loss", "seed", "seconds", "split", "perf", "n", "flops", "steps", "kind"]
 
 _SCHEMA = """
@@ -143,6 +145,11 @@ class ResultStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    @staticmethod
+    def empty_outcomes() -> pd.DataFrame:
+        """What :meth:`outcomes` returns for a store with no job yet (for planning before any training)."""
+        return pd.DataFrame(columns=OUTCOME_COLUMNS)
 
     def __enter__(self) -> "ResultStore":
         return self
