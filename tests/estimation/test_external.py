@@ -325,3 +325,51 @@ def test_malformed_results_give_one_line_and_leave_the_run_unchanged(name, inges
     assert err.startswith("error: ") and err.count("\n") == 1 and "SECRET42" not in err
     assert folder_hashes(run) == before, "the run folder changed"
     assert not (run / "results.sqlite-wal").exists()
+
+
+# ----------------------------------------------------------------------------------------------- plan input, lock
+
+@pytest.mark.parametrize("text,match", [
+    ("a\n", "list at least 2"),
+    ("a\nb\na\n", "line 3 is listed twice"),
+    ("a|x\nb\n", "contains '|'"),
+])
+def test_bad_task_lists_are_refused_in_one_line(tmp_path, text, match):
+    (tmp_path / "tasks.txt").write_text(text)
+    with pytest.raises(InvalidInputError, match=match) as exc:
+        plan_run(out=tmp_path / "run", estimator="pairwise", tasks=tmp_path / "tasks.txt")
+    assert "\n" not in str(exc.value) and not (tmp_path / "run").exists()
+
+
+def test_plan_cli_needs_one_source_and_an_estimator(tmp_path, capsys):
+    (tmp_path / "tasks.txt").write_text("a\nb\nc\n")
+    assert cli_main(["plan", "--tasks", str(tmp_path / "tasks.txt"), "--out", str(tmp_path / "r")]) == 2
+    assert cli_main(["plan", "--estimator", "pairwise", "--out", str(tmp_path / "r")]) == 2
+    assert cli_main(["plan", "--tasks", str(tmp_path / "tasks.txt"), "--estimator", "higher-order", "--subsets", "2",
+                     "--subset-size", "2", "--seeds", "0", "1", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "planned" in out and (tmp_path / "r" / "plan.csv").is_file()
+
+
+def test_ingest_while_another_process_writes_the_run_is_refused(tmp_path, pairwise):
+    import subprocess
+    import sys
+
+    run = pairwise.run.path
+    path = write(results_table(run), tmp_path / "r.csv")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom core.estimation.runs.lock import RunLock\n"
+         f"with RunLock({str(RunDir(run).lock_path)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = folder_hashes(run)
+        with pytest.raises(RunStateError) as exc:
+            ingest(run, path, direction="lower")
+        assert "\n" not in str(exc.value)
+        assert {k: v for k, v in folder_hashes(run).items() if k != "run.lock"} == \
+            {k: v for k, v in before.items() if k != "run.lock"}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ingest(run, path, direction="lower").status == "complete"  # the kernel freed the lock of the dead holder

@@ -2,8 +2,8 @@
 
 :func:`ingest` reads a results table (:func:`core.estimation.external.results.read_results`),
 checks it against the plan and against what is already stored, and only then appends the new
-trainings to the run's result store (the same SQLite store, one transaction per training, as a
-native run). It then recomputes the run's matrices from the whole store:
+trainings to the run's result store (the same SQLite store as a native run), all in one
+transaction. It then recomputes the run's matrices from the whole store:
 
 * every planned training ingested (and, for an adaptive run, no further batch asked for): the
   estimator's own ``fit`` on the store's outcomes, exactly as a native run ends, so the matrices
@@ -113,11 +113,10 @@ def ingest(run: str | os.PathLike, results: str | os.PathLike, *, metric_column:
         rows = read_results(results, plan, metric_column=metric_column, direction=direction)
         results_by_id = _job_results(plan, rows)
         new, repeated = _check_against_store(rd, results_by_id, f"--results {Path(results).name}")
-        directions = {**plan.directions, **rows.attrs["direction"]}
-        # everything is checked: from here on only valid trainings are written, one transaction each
+        directions = {**plan.directions, **dict(zip(rows["task"], rows["direction"]))}
+        # everything is checked: from here on only valid trainings are written, all in one transaction
         with ResultStore.open(rd.store_path) as store:
-            for result in new:
-                store.record(result)
+            store.record_many(new)
             report = _recompute(rd, plan, store, manifest, directions,
                                 f"ingested {len(new)} new training(s) from {Path(results).name}"
                                 + (f" ({repeated} already stored)" if repeated else ""))
@@ -126,14 +125,14 @@ def ingest(run: str | os.PathLike, results: str | os.PathLike, *, metric_column:
 
 def _job_results(plan: Plan, rows: pd.DataFrame) -> dict[str, JobResult]:
     jobs = plan.jobs
-    out: dict[str, JobResult] = {}
-    for tid, part in rows.groupby("id", sort=True):
-        scores = {t: Score(metric=float(m), loss=float(lo), perf=float(p), n=int(n))
-                  for t, m, lo, p, n in zip(part["task"], part["metric"], part["loss"], part["perf"], part["n"])}
-        seconds = float(part["seconds"].iloc[0])
-        out[str(tid)] = JobResult(job=jobs[str(tid)], scores=scores, seconds=0.0 if seconds != seconds else seconds,
-                                  flops=float(part["flops"].iloc[0]))
-    return out
+    scores: dict[str, dict[str, Score]] = {}
+    cost: dict[str, tuple[float, float]] = {}
+    for tid, task, m, lo, p, n, sec, fl in zip(rows["id"], rows["task"], rows["metric"], rows["loss"], rows["perf"],
+                                              rows["n"], rows["seconds"], rows["flops"]):
+        scores.setdefault(tid, {})[task] = Score(metric=float(m), loss=float(lo), perf=float(p), n=int(n))
+        cost.setdefault(tid, (0.0 if sec != sec else float(sec), float(fl)))  # one value per training (checked)
+    return {tid: JobResult(job=jobs[tid], scores=sc, seconds=cost[tid][0], flops=cost[tid][1])
+            for tid, sc in sorted(scores.items())}
 
 
 def _check_against_store(rd: RunDir, results: dict[str, JobResult], where: str) -> tuple[list[JobResult], int]:

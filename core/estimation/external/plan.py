@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
@@ -62,6 +62,8 @@ class Plan:
         One row per planned training: id, tasks (``a|b``), seed, split, batch, n_tasks.
     directions : dict of str to str
         ``"higher"`` or ``"lower"`` per task where known (from the config, or the first ingest).
+    jobs : dict of str to Job
+        Each planned training's id and its job (worked out once from ``trainings``).
     """
 
     run: RunDir
@@ -69,12 +71,12 @@ class Plan:
     ctx: EstimationContext
     trainings: pd.DataFrame
     directions: dict[str, str]
+    jobs: dict[str, Job] = field(default_factory=dict)
 
-    @property
-    def jobs(self) -> dict[str, Job]:
-        """Each planned training's id and its job."""
-        return {i: Job(tuple(t.split("|")), int(s), sp) for i, t, s, sp in
-                zip(self.trainings["id"], self.trainings["tasks"], self.trainings["seed"], self.trainings["split"])}
+    def __post_init__(self) -> None:
+        t = self.trainings
+        object.__setattr__(self, "jobs", {i: Job(tuple(k.split("|")), int(s), sp) for i, k, s, sp in
+                                          zip(t["id"], t["tasks"], t["seed"], t["split"])})
 
     @property
     def n_batches(self) -> int:

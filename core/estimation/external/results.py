@@ -38,7 +38,8 @@ SUBSET_COLUMNS = ("subset", "tasks")
 OPTIONAL = ("loss", "n", "seconds", "flops")
 PER_TRAINING = ("seconds", "flops")
 DIRECTIONS = ("higher", "lower")
-ROW_COLUMNS = ["id", "subset", "seed", "split", "task", "metric", "loss", "perf", "n", "seconds", "flops"]
+ROW_COLUMNS = ["id", "subset", "seed", "split", "task", "metric", "loss", "perf", "n", "seconds", "flops",
+               "direction"]
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,8 @@ def read_results(path: str | os.PathLike, plan: Any, *, metric_column: str = "me
     -------
     pandas.DataFrame
         One row per (training, task) of the file, duplicates merged: id, subset (tuple), seed,
-        split, task, metric, loss, perf (higher is better), n, seconds, flops; every training in
-        it has a metric for each task of its subset. ``attrs["direction"]`` holds the direction
-        per task.
+        split, task, metric, loss, perf (higher is better), n, seconds, flops, direction (``higher``
+        or ``lower``, the task's); every training in it has a metric for each task of its subset.
 
     Raises
     ------
@@ -107,9 +107,8 @@ def read_results(path: str | os.PathLike, plan: Any, *, metric_column: str = "me
     out["perf"] = [m if directions[t] == "higher" else -m for t, m in zip(out["task"], out["metric"])]
     # a results file without losses: store the metric in its lower-is-better form (what a loss is)
     out["loss"] = [(-p if math.isnan(lo) else lo) for p, lo in zip(out["perf"], out["loss"])]
-    out = out[ROW_COLUMNS].reset_index(drop=True)
-    out.attrs["direction"] = {t: directions[t] for t in sorted(set(out["task"]))}
-    return out
+    out["direction"] = [directions[t] for t in out["task"]]
+    return out[ROW_COLUMNS].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------------- reading
