@@ -137,6 +137,8 @@ def _check_pages(url: str, half: Path) -> None:
             page.get_by_text("12 of 12 entries rest on fewer than 2 observations", exact=False).wait_for(
                 timeout=60_000)
             _clean(page, "affinity")
+            page.locator(".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(700)  # plots paint after they attach
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "elsewhere-affinity.png"), full_page=True)
 
@@ -144,6 +146,8 @@ def _check_pages(url: str, half: Path) -> None:
             page.get_by_role("heading", name="Runs trained elsewhere: missing trainings").wait_for(timeout=60_000)
             _idle(page)
             _clean(page, "runs")
+            page.locator('[data-testid="stDataFrame"] canvas').first.wait_for(timeout=60_000)
+            page.wait_for_timeout(700)
             page.screenshot(path=str(ARTIFACTS / "elsewhere-runs.png"), full_page=True)
             body = page.inner_text("body")
             assert "partial, 6/10 planned trainings ingested, 4 missing" in body
