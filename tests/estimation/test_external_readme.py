@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from core.estimation.runs.folder import RunDir, load_run
+from ui.coverage import low_count_caption, low_count_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
@@ -85,6 +86,18 @@ def test_readme_example_plan_train_ingest_group_dashboard(tmp_path):
     subprocess.run([sys.executable, "-m", "core", "ingest", "--run", str(half), "--results", str(work / "half.csv")],
                    cwd=work, env=env, check=True, capture_output=True, timeout=300)
     assert load_run(half).status == "partial"
+    # a higher-order run, 10 of its 14 trainings ingested (made-up metrics: this checks the views, not the numbers)
+    ho = work / "runs" / "ho"
+    subprocess.run([sys.executable, "-m", "core", "plan", "--config", "sample_data/configs/planted-small.yaml",
+                    "--estimator", "higher-order", "--subsets", "3", "--subset-size", "3", "--seeds", "0", "1",
+                    "--out", str(ho)], cwd=work, env=env, check=True, capture_output=True, timeout=300)
+    hplan = pd.read_csv(ho / "plan.csv").head(10)
+    pd.DataFrame([{"id": t.id, "task": k, "metric": 1.0 + 0.01 * i + 0.001 * t.seed}
+                  for t in hplan.itertuples() for i, k in enumerate(t.tasks.split("|"))]).to_csv(work / "ho.csv",
+                                                                                                 index=False)
+    subprocess.run([sys.executable, "-m", "core", "ingest", "--run", str(ho), "--results", str(work / "ho.csv")],
+                   cwd=work, env=env, check=True, capture_output=True, timeout=300)
+    assert load_run(ho).status == "partial" and load_run(ho).main.estimator == "higher-order"
 
     port = _free_port()
     cmd = shlex.split(dashboard[0])
@@ -102,7 +115,7 @@ def test_readme_example_plan_train_ingest_group_dashboard(tmp_path):
             except OSError:
                 assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
                 time.sleep(0.25)
-        _check_pages(url, half)
+        _check_pages(url, half, load_run(ho).main)
     finally:
         proc.terminate()
         try:
@@ -122,7 +135,7 @@ def _clean(page, where: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, where
 
 
-def _check_pages(url: str, half: Path) -> None:
+def _check_pages(url: str, half: Path, ho) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -141,6 +154,16 @@ def _check_pages(url: str, half: Path) -> None:
             page.wait_for_timeout(700)  # plots paint after they attach
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "elsewhere-affinity.png"), full_page=True)
+
+            # the partial higher-order run: its caption counts the entries without an observation yet
+            page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name="runs/ho").click()
+            _idle(page)
+            few = low_count_entries(ho)
+            page.get_by_text(low_count_caption(ho, few), exact=True).wait_for(timeout=60_000)
+            page.get_by_text(f"Entries on few observations ({len(few)})").wait_for(timeout=60_000)
+            _clean(page, "affinity, partial higher-order run")
+            page.screenshot(path=str(ARTIFACTS / "elsewhere-affinity-partial.png"), full_page=True)
 
             page.goto(f"{url}/runs")
             page.get_by_role("heading", name="Runs trained elsewhere: missing trainings").wait_for(timeout=60_000)
