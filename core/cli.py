@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "core.grouping.cli",
     "core.estimation.cli",
     "core.evaluation.validation.cli",
+    "core.estimation.external.cli",
 )
 
 

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from core.report.ordering import order_by_groups
+from ui.coverage import SHOWN, low_count_caption, low_count_entries
 from ui.figures import MAX_CELLS_SIDE, heatmap, transfer_bars
 from ui.grouping import current_grouping
 from ui.state import current_source, guard, keep, preprocessed, preprocessing_controls, remember
@@ -48,6 +49,13 @@ with guard():
                     f"Narrow the range to {MAX_CELLS_SIDE} or fewer tasks to see every entry.")
     st.caption(note + (f" · preprocessing: {', '.join(shown.preprocessing)}" if shown.preprocessing else ""))
     st.plotly_chart(heatmap(shown, order, window=window), width="stretch", key="heatmap")
+    few = low_count_entries(m)
+    if m.counts is not None:
+        st.caption(low_count_caption(m, few))
+    if len(few):
+        with st.expander(f"Entries on few observations ({len(few)}"
+                         + (f"; the {SHOWN} with fewest shown)" if len(few) > SHOWN else ")")):
+            st.dataframe(few.head(SHOWN), hide_index=True, width="stretch", key="few_observations")
     st.subheader("Transfer in and out per task")
     st.caption("out: how much training with this task helps the others on average (row mean); "
                "in: how much the others help it (column mean). Diagonal left out.")

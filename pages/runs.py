@@ -7,6 +7,7 @@ import streamlit as st
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.folder import RunDir
 from ui.services.launches import launch_root, launches, plan_launch, plan_resume
+from ui.coverage import remaining_plan, remaining_plan_csv
 from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name
 from ui.state import guard, sidebar_source
 
@@ -76,7 +77,7 @@ with guard():
 
     st.subheader("Past runs")
     roots = configured_roots()
-    rows, stopped = [], []
+    rows, stopped, elsewhere = [], [], []
     for path in discover_runs(roots):
         try:
             run = RunDir(path).overview()
@@ -85,17 +86,33 @@ with guard():
             continue
         if run.resumable and path.parent == root:
             stopped.append(path)
+        if run.external and run.missing:
+            elsewhere.append((display_name(path, roots), path, run))
         rows.append({"run": display_name(path, roots), "status": run.status, "estimator": run.estimator,
                      "tasks": run.tasks, "progress": run.progress, "trainings": run.trainings,
-                     "seconds": run.seconds, "flops": run.flops, "created": run.created})
+                     "seconds": run.seconds, "flops": run.flops, "created": run.created,
+                     "trained": "elsewhere" if run.external else "here",
+                     "missing": run.missing, "coverage": run.coverage})
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
                      column_config={"flops": st.column_config.NumberColumn(format="%.3g"),
                                     "seconds": st.column_config.NumberColumn("training seconds", format="%.1f")})
         st.caption("Cost: trainings run, their summed seconds and estimated FLOPs. Open a run's matrix by choosing "
-                   "it in the sidebar.")
+                   "it in the sidebar. Runs trained elsewhere (python -m core plan, then ingest) are planned, partial "
+                   "or complete; missing counts their planned trainings not ingested yet.")
     else:
         st.info("No run folders under " + ", ".join(str(r) for r in roots) + ".")
+    if elsewhere:
+        st.subheader("Runs trained elsewhere: missing trainings")
+        labels = [name for name, _, _ in elsewhere]
+        pick = st.selectbox("Run", labels, key="elsewhere.pick")
+        name, path, run = elsewhere[labels.index(pick)]
+        st.caption(f"{name}: {run.status}, {run.progress} planned trainings ingested, {run.missing} missing. "
+                   + (f"Coverage: {run.coverage}. " if run.coverage else "")
+                   + "Train the trainings below, then run python -m core ingest --run FOLDER --results FILE.")
+        st.dataframe(remaining_plan(path), hide_index=True, width="stretch", key="elsewhere.remaining")
+        st.download_button("Download the remaining plan (CSV)", remaining_plan_csv(path),
+                           file_name=f"{path.name}-remaining-plan.csv", mime="text/csv", key="elsewhere.download")
     if stopped:
         st.subheader("Resume an interrupted run")
         c1, c2 = st.columns([3, 1])

@@ -4,7 +4,8 @@ Layout (format version 1)::
 
     RUN_DIR/
       manifest.json        {"format": "taskaffinity.run", "version": 1, "name", "created", "status":
-                            "running" | "complete" | "interrupted" | "failed", "estimator", "config": {...},
+                            "running" | "complete" | "interrupted" | "failed" | "planned" | "partial",
+                            "estimator", "config": {...},
                             "seeds": [...], "packages": {...}, "data_hashes": {...},
                             "cost": {"trainings", "seconds", "flops"}, "tasks": [...]}
       results.sqlite       the store: one row per (subset, task, seed), saved as each training finishes
@@ -13,6 +14,12 @@ Layout (format version 1)::
       affinity.json        the same, self-describing (metadata, uncertainty, counts)
       matrices/NAME.json   further matrices of the run (e.g. "pairwise", "higher-order", "gradtag", "true")
       run.lock             present while a process writes the run
+      plan.json            (runs trained elsewhere) the planned trainings: id, tasks, seed, split, batch
+      plan.csv             the same trainings as a table (what the external trainer reads)
+      plan_remaining.csv   the planned trainings not ingested yet (same columns as plan.csv)
+
+A run trained elsewhere (:mod:`core.estimation.external`) starts in status ``planned``, becomes
+``partial`` once some of its trainings are ingested and ``complete`` when all are.
 
 :class:`RunDir` is the one owner of this layout: it alone knows the file names, writes the
 files (atomically, through :mod:`core.atomic`) and reads them; everything else asks it.
@@ -45,7 +52,11 @@ RESULTS_DB = "results.sqlite"
 RESULTS_CSV = "results.csv"
 MATRICES_DIR = "matrices"
 LOCK = "run.lock"
-STATUSES = ("running", "complete", "interrupted", "failed")
+PLAN_JSON = "plan.json"
+PLAN_CSV = "plan.csv"
+PLAN_REMAINING_CSV = "plan_remaining.csv"
+STATUSES = ("running", "complete", "interrupted", "failed", "planned", "partial")
+EXTERNAL = ("planned", "partial")  # runs whose trainings happen elsewhere and arrive by ingest
 RESUMABLE = ("interrupted", "failed", "running")  # "running" with no writer: the writer was killed
 
 
@@ -79,6 +90,12 @@ class RunOverview:
     trainings, seconds, flops : number or None
         The run's recorded cost.
     created : str
+    external : bool
+        Whether the run's trainings happen elsewhere and arrive by ``python -m core ingest``.
+    missing : int or None
+        Planned trainings not ingested yet (None for runs trained here).
+    coverage : str
+        For a run trained elsewhere: how many (source, target) entries rest on at least one observation.
     """
 
     status: str
@@ -91,6 +108,9 @@ class RunOverview:
     seconds: Any
     flops: Any
     created: str
+    external: bool = False
+    missing: int | None = None
+    coverage: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,9 +169,27 @@ class RunDir:
         """The writer's lock file (see :class:`core.estimation.runs.lock.RunLock`)."""
         return self.path / LOCK
 
+    @property
+    def plan_json_path(self) -> Path:
+        """The plan of a run trained elsewhere (see :mod:`core.estimation.external.plan`)."""
+        return self.path / PLAN_JSON
+
+    @property
+    def plan_csv_path(self) -> Path:
+        return self.path / PLAN_CSV
+
+    @property
+    def remaining_plan_path(self) -> Path:
+        """The planned trainings not ingested yet, as a table like :attr:`plan_csv_path`."""
+        return self.path / PLAN_REMAINING_CSV
+
     # -- questions ------------------------------------------------------------------------------
     def has_manifest(self) -> bool:
         return self.manifest_path.is_file()
+
+    def has_plan(self) -> bool:
+        """Whether the run was planned to be trained elsewhere (has a plan)."""
+        return self.plan_json_path.is_file()
 
     def has_run(self) -> bool:
         """Whether a run was started here (a manifest or a result store exists)."""
@@ -210,6 +248,28 @@ class RunDir:
                 f"({RUN_VERSION}); upgrade taskaffinity.")
         return manifest
 
+    def read_plan(self) -> dict[str, Any]:
+        """The plan of a run trained elsewhere (raises :class:`RunStateError` when there is none or it is damaged)."""
+        path = self.plan_json_path
+        if not path.is_file():
+            raise RunStateError(f"{self.path}: no plan in this run folder; make one with python -m core plan.")
+        inside_folder(path, self.path)
+        try:
+            plan = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RunStateError(f"{path}: the plan is not valid JSON; the run folder is damaged.") from None
+        if not isinstance(plan, dict) or not isinstance(plan.get("trainings"), list):
+            raise RunStateError(f"{path}: not a taskaffinity plan; the run folder is damaged.")
+        return plan
+
+    def read_remaining_plan(self) -> pd.DataFrame:
+        """The planned trainings not ingested yet (empty when none are left or the run has no plan)."""
+        path = self.remaining_plan_path
+        if not path.is_file():
+            return pd.DataFrame(columns=["id", "tasks", "seed", "split", "batch"])
+        inside_folder(path, self.path)
+        return pd.read_csv(path, dtype={"id": str, "tasks": str, "split": str})
+
     def load(self) -> "RunFolder":
         """Read the run: manifest and every affinity matrix in it ("main" is the final one)."""
         path = self.path
@@ -246,7 +306,9 @@ class RunDir:
             estimator=man.get("estimator", "?"), tasks=len(man.get("tasks") or []),
             progress=f"{prog.get('done', '')}/{prog.get('total', '')}" if prog else "",
             trainings=cost.get("trainings"), seconds=cost.get("seconds"), flops=cost.get("flops"),
-            created=man.get("created", ""))
+            created=man.get("created", ""), external=bool(man.get("external")),
+            missing=(int(prog.get("total", 0)) - int(prog.get("done", 0))) if man.get("external") and prog else None,
+            coverage=str((man.get("coverage") or {}).get("summary", "")))
 
     # -- writing --------------------------------------------------------------------------------
     def write_manifest(self, manifest: Mapping[str, Any]) -> Path:
@@ -279,6 +341,19 @@ class RunDir:
             write_affinity(m, self.matrix_path(name))
         write_affinity(main, self.affinity_json_path)
         write_affinity(main, self.affinity_csv_path)
+
+    def write_plan(self, plan: Mapping[str, Any], table: pd.DataFrame, remaining: pd.DataFrame) -> None:
+        """Write a plan: ``plan`` as JSON, its trainings ``table`` as CSV, and the ``remaining`` ones.
+
+        The remaining table is written last, so a reader never sees it list a training the plan lacks.
+        """
+        atomic_write_text(self.plan_json_path, json.dumps(_jsonable(plan), indent=1, allow_nan=False))
+        atomic_write_text(self.plan_csv_path, table.to_csv(index=False))
+        self.write_remaining_plan(remaining)
+
+    def write_remaining_plan(self, remaining: pd.DataFrame) -> Path:
+        """Write the planned trainings not ingested yet (atomically)."""
+        return atomic_write_text(self.remaining_plan_path, remaining.to_csv(index=False))
 
     def drop_store(self) -> None:
         """Remove the result store (the results CSV keeps its rows; only a resume needs the store)."""

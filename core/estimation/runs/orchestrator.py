@@ -117,7 +117,7 @@ def resolve(cfg: Any, estimator: str | Estimator | None, options: Mapping[str, A
     return est, ctx
 
 
-def _spec_dict(spec: Any) -> dict[str, Any]:
+def spec_dict(spec: Any) -> dict[str, Any]:
     d = asdict(spec) if is_dataclass(spec) else dict(vars(spec))
     return json.loads(json.dumps(d, default=str, sort_keys=True))
 
@@ -179,7 +179,7 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"--out {out}: exists and is not a folder; choose a folder for the run.")
     identity = {"estimator": est.name, "options": est.params(), "seeds": list(ctx.seeds), "split": ctx.split,
-                "tasks": list(ctx.names), "spec": _spec_dict(cfg.spec)}
+                "tasks": list(ctx.names), "spec": spec_dict(cfg.spec)}
     data_hashes = cfg.taskset.fingerprints()
     try:
         out.mkdir(parents=True, exist_ok=True)

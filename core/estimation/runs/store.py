@@ -30,6 +30,8 @@ from core.errors import InvalidInputError, RunStateError
 
 SEP = "|"
 SCHEMA_VERSION = 1
+OUTCOME_COLUMNS = ["kind", "subset", "task", "seed", "split", "metric", "loss", "perf", "n", "seconds", "flops", "steps",
+                   "artifacts"]
 RESULT_COLUMNS = ["subset", "task", "metric", "loss", "seed", "seconds", "split", "perf", "n", "flops", "steps", "kind"]
 
 _SCHEMA = """
@@ -144,6 +146,11 @@ class ResultStore:
     def close(self) -> None:
         self._conn.close()
 
+    @staticmethod
+    def empty_outcomes() -> pd.DataFrame:
+        """What :meth:`outcomes` returns for a store with no job yet (for planning before any training)."""
+        return pd.DataFrame(columns=OUTCOME_COLUMNS)
+
     def __enter__(self) -> "ResultStore":
         return self
 
@@ -155,36 +162,51 @@ class ResultStore:
 
         Returns False (and writes nothing) when the job is already stored.
         """
-        job = result.job
-        kind, key, seed, split = job.key
-        extra = set(result.scores) - set(job.subset)
-        if extra and job.kind == "train":
-            raise InvalidInputError(f"job {job.describe()}: scores for tasks outside its subset: {sorted(extra)}.")
-        artifacts = json.dumps(dict(result.artifacts), sort_keys=True) if result.artifacts else None
+        return self.record_many([result]) == 1
+
+    def record_many(self, results: Iterable[JobResult]) -> int:
+        """Save several results in one transaction (all or none); returns how many were new.
+
+        Jobs already stored are skipped, as by :meth:`record`. Used to ingest results trained
+        elsewhere: one commit (one sync to disk) for a whole file instead of one per training.
+        """
+        results = list(results)
+        for result in results:
+            job = result.job
+            extra = set(result.scores) - set(job.subset)
+            if extra and job.kind == "train":
+                raise InvalidInputError(f"job {job.describe()}: scores for tasks outside its subset: {sorted(extra)}.")
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
+        added = 0
+        job = None
         try:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, key, seed, split, float(result.seconds), _real(result.flops), int(result.steps), artifacts,
-                 time.time()))
-            if cur.rowcount == 0:
-                conn.execute("ROLLBACK")
-                return False
-            conn.executemany(
-                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(kind, key, task, seed, split, float(s.metric), float(s.loss), float(s.perf), int(s.n))
-                 for task, s in sorted(result.scores.items())])
+            for result in results:
+                job = result.job
+                kind, key, seed, split = job.key
+                artifacts = json.dumps(dict(result.artifacts), sort_keys=True) if result.artifacts else None
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (kind, key, seed, split, float(result.seconds), _real(result.flops), int(result.steps), artifacts,
+                     time.time()))
+                if cur.rowcount == 0:
+                    continue
+                conn.executemany(
+                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(kind, key, task, seed, split, float(s.metric), float(s.loss), float(s.perf), int(s.n))
+                     for task, s in sorted(result.scores.items())])
+                added += 1
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:  # SQLite has already rolled back after a disk-full or I/O error
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):
-                raise RunStateError(f"{self.path}: could not save the result of {job.describe()} ({exc}); the results "
+                what = f"the result of {job.describe()}" if len(results) == 1 and job else f"{len(results)} results"
+                raise RunStateError(f"{self.path}: could not save {what} ({exc}); the results "
                                     "saved before it are kept. Free disk space or fix write permission, then continue "
                                     "with --resume.") from None
             raise
-        return True
+        return added
 
     def done_keys(self) -> set[tuple[str, str, int, str]]:
         """Keys (kind, subset, seed, split) of every stored job."""
