@@ -27,7 +27,7 @@ from core.estimation.runs.executors import get_executor
 from core.estimation.runs.folder import RunDir, RunFolder
 from core.estimation.runs.job import JobPayload, train_job
 from core.estimation.runs.lock import RunLock
-from core.estimation.runs.orchestrator import SPLITS, _prepare, _spec_dict, package_versions
+from core.estimation.runs.orchestrator import SPLITS, _prepare, spec_dict, package_versions
 from core.estimation.runs.store import JobResult, ResultStore, subset_key
 from core.evaluation.validation import stats
 from core.evaluation.validation.folder import FORMAT, RESUMABLE, VERSION, ValidationDir, check_name
@@ -144,7 +144,7 @@ def load_config_for(run: RunFolder, config: str | os.PathLike | None = None) -> 
     if tasks and list(cfg.taskset.names) != tasks:
         raise InvalidInputError(f"--config {config}: its tasks differ from the run's; pass the config the run used.")
     spec_then = ((man.get("config") or {}).get("resolved") or {}).get("spec")
-    if spec_then is not None and spec_then != _spec_dict(cfg.spec):
+    if spec_then is not None and spec_then != spec_dict(cfg.spec):
         raise InvalidInputError(f"--config {config}: its training section differs from the run's; validation trains "
                                 "with the run's spec, pass the config the run used.")
     hashes = man.get("data_hashes") or {}
