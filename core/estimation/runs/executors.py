@@ -26,6 +26,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
@@ -187,7 +188,13 @@ def _auth_refused(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _stderr_to(path: Path) -> Iterator[None]:
-    """Send this process's file descriptor 2 (where Ray's C++ core writes its warnings) to ``path``."""
+    """Send this process's file descriptor 2 (where Ray's C++ core writes its warnings) to ``path``.
+
+    Only from the main thread: in a threaded server (the dashboard's launches) fd 2 belongs to everyone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -339,9 +346,12 @@ class RayExecutor(Executor):
         out: dict[str, Any] = {"name": self.name, "address": self.address, "cpus_per_job": self.cpus_per_job,
                                "gpu_share": self.gpu_share}
         if self._ray is not None:
-            out["cluster"] = {k: v for k, v in self._ray.cluster_resources().items() if k in ("CPU", "GPU")}
-            out["nodes"] = sorted({n.get("NodeManagerAddress") for n in self._ray.nodes() if n.get("Alive")})
-            out["driver_ip"] = self._ray.util.get_node_ip_address()
+            try:
+                out["cluster"] = {k: v for k, v in self._ray.cluster_resources().items() if k in ("CPU", "GPU")}
+                out["nodes"] = sorted({n.get("NodeManagerAddress") for n in self._ray.nodes() if n.get("Alive")})
+                out["driver_ip"] = self._ray.util.get_node_ip_address()
+            except Exception as exc:  # a cluster that is gone must not hide why the run stopped
+                out["cluster"] = f"unreachable ({type(exc).__name__})"
         return out
 
     def map(self, fn, items, shared=None):
