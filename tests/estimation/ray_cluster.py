@@ -124,3 +124,4 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from core.cli import main as cli_main
+from core.errors import RunStateError
+from core.estimation.runs.executors import RayExecutor
 from core.estimation.runs.folder import RunDir
 from core.estimation.runs.orchestrator import run_estimation
 from tests.estimation.ray_cluster import LocalCluster, free_ports
@@ -79,7 +81,7 @@ def _kill_when_training(cluster: LocalCluster, node: int, events: list, worker_f
 
 
 @pytest.mark.slow
-def test_lost_workers_and_nodes_are_retried_and_the_run_fails_in_one_line_only_when_none_is_left(tmp_path):
+def test_lost_workers_and_nodes_are_retried_and_the_run_fails_in_one_line_only_when_none_is_left(tmp_path, monkeypatch):
     # the nodes import a `core` that differs from the driver's (one comment): shipping the driver's code must win
     other = tmp_path / "othercore"
     shutil.copytree(ROOT / "core", other / "core", ignore=shutil.ignore_patterns("__pycache__"))
@@ -94,6 +96,16 @@ def test_lost_workers_and_nodes_are_retried_and_the_run_fails_in_one_line_only_w
                            env={"RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(other)})
     try:
         cluster.start()
+        # 0. a worker that dies every time it runs a training: retried, then one line (no traceback)
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+
+        def crash(shared, item):
+            os._exit(1)
+
+        with RayExecutor(address=cluster.address, retries=1) as exe:
+            with pytest.raises(RunStateError, match=r"training 'job-1' was lost on the Ray cluster at .* 2 time\(s\) "
+                                                    r"\(WorkerCrashedError"):
+                list(exe.map(crash, ["job-1"]))
         local.join()
         # 1. a node with other code than the driver's refuses the run, naming itself (code not shipped)
         p = _estimate(cfg, tmp_path / "noship", cluster.address, "--no-ship-code", "--seeds", "0")
@@ -181,3 +193,4 @@ def test_a_cluster_with_token_authentication_says_the_driver_has_no_token(tmp_pa
     line = _one_error_line(err)
     assert p.returncode == 2 and cluster.address in line and "authentication token" in line
     assert "RAY_AUTH_TOKEN" in line and not (tmp_path / "run").exists()
+
