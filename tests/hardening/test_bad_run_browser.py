@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
 
 from tests.hardening.bad_runs import make_bad_runs  # noqa: E402
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
 PAGES = [("", "Task affinity"), ("negative_transfer", "Negative transfer"), ("grouping", "Task grouping"),
          ("benchmarks", "Benchmarks"), ("runs", "Estimation runs"), ("export", "Export")]
