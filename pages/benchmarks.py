@@ -3,7 +3,7 @@ import streamlit as st
 
 from ui.services.bench_results import load_results, missing
 from ui.bench_figures import charts_for
-from ui.state import guard, sidebar_source
+from ui.state import guard, shown, sidebar_source
 
 sidebar_source()  # keep the data picker in the sidebar on every page
 st.header("Benchmarks")
@@ -17,7 +17,7 @@ with guard():
     for rec in results:
         st.subheader(rec.title)
         if rec.error:
-            st.error(rec.error)
+            st.error(shown(rec.error))
             continue
         st.caption(f"`{rec.command}` · run {rec.run} · {rec.machine}")
         try:

@@ -12,7 +12,7 @@ from core.report.page import ReportInput, to_html, to_markdown
 from ui.figures import heatmap
 from ui.grouping import current_grouping
 from ui.images import NO_BROWSER, browser_path, render_static
-from ui.state import current_preprocessing, current_source, guard, preprocessed
+from ui.state import current_preprocessing, current_source, guard, preprocessed, shown
 
 st.header("Export")
 src = current_source()
@@ -72,7 +72,7 @@ with guard():
             c3.download_button("PNG (kaleido)", png, f"{slug}-heatmap.png", "image/png", key="dl_png")
             c3.download_button("SVG (kaleido)", psvg, f"{slug}-heatmap-plotly.svg", "image/svg+xml", key="dl_ksvg")
         except Exception as exc:
-            c3.error(f"Static export failed ({type(exc).__name__}: {str(exc)[:300]}). {NO_BROWSER}")
+            c3.error(shown(f"Static export failed ({type(exc).__name__}: {str(exc)[:300]}). {NO_BROWSER}"))
 
     st.subheader("Report")
     grouping = {} if result is None else dict(

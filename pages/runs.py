@@ -8,8 +8,8 @@ from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.folder import RunDir
 from ui.services.launches import launch_root, launches, plan_launch, plan_resume
 from ui.coverage import remaining_plan, remaining_plan_csv
-from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name
-from ui.state import guard, sidebar_source
+from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name, run_row
+from ui.state import guard, shown, sidebar_source
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
 OTHER = "other config file…"
@@ -63,14 +63,14 @@ with guard():
             return
         for s in snaps:
             label = f"**{Path(s.out).name}** · {s.estimator} · {s.status} · {s.seconds:.0f} s"
-            st.progress(s.fraction, text=f"{label} · {s.done}/{s.total} · {s.message[:120]}")
+            st.progress(s.fraction, text=f"{label} · {s.done}/{s.total} · {shown(s.message)[:120]}")
             if s.status == "failed":
-                st.error(s.error)
+                st.error(shown(s.error))
             if s.status in ("starting", "running"):
                 if st.button("Stop after the training in flight", key=f"stop.{s.id}", icon=":material/stop:"):
                     launches().stop(s.id)
             with st.expander("log", expanded=s.status in ("running", "stopping")):
-                st.code("\n".join(s.log[-40:]) or "(empty)", language=None)
+                st.code(shown("\n".join(s.log[-40:])) or "(empty)", language=None)
 
     st.subheader("Runs started here")
     live()
@@ -79,20 +79,12 @@ with guard():
     roots = configured_roots()
     rows, stopped, elsewhere = [], [], []
     for path in discover_runs(roots):
-        try:
-            run = RunDir(path).overview()
-        except Exception as exc:
-            rows.append({"run": display_name(path, roots), "status": f"unreadable: {exc}"})
-            continue
-        if run.resumable and path.parent == root:
+        row, resumable = run_row(path, roots)  # never raises: a damaged run is one "unreadable: why" row
+        if resumable and path.parent == root:
             stopped.append(path)
-        if run.external and run.missing:
-            elsewhere.append((display_name(path, roots), path, run))
-        rows.append({"run": display_name(path, roots), "status": run.status, "estimator": run.estimator,
-                     "tasks": run.tasks, "progress": run.progress, "trainings": run.trainings,
-                     "seconds": run.seconds, "flops": run.flops, "created": run.created,
-                     "trained": "elsewhere" if run.external else "here",
-                     "missing": run.missing, "coverage": run.coverage})
+        if row.get("trained") == "elsewhere" and row.get("missing"):
+            elsewhere.append((display_name(path, roots), path, RunDir(path).overview()))
+        rows.append(row)
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
                      column_config={"flops": st.column_config.NumberColumn(format="%.3g"),

@@ -15,7 +15,8 @@ from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError, TaskAffinityError
 from core.matrix.io import parse_affinity
 from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
-from ui.services.roots import configured_roots, discover_runs, display_name, resolve_within
+from ui.services.roots import (configured_roots, discover_runs, display_name, redact, resolve_within, run_health,
+                               unreadable_reason)
 from core.estimation.runs.folder import RunDir, RunFolder, load_run
 
 log = logging.getLogger("taskaffinity.dashboard")
@@ -29,10 +30,16 @@ def guard() -> Iterator[None]:
     try:
         yield
     except TaskAffinityError as exc:
-        st.error(str(exc))
+        st.error(shown(str(exc)))
     except Exception as exc:  # a bug, not bad input: say so plainly, keep the details in the server log
         log.exception("dashboard error")
-        st.error(f"Unexpected problem ({type(exc).__name__}: {exc}). The details are in the server log.")
+        st.error(shown(f"Unexpected problem ({type(exc).__name__}: {exc}). The details are in the server log."))
+
+
+def shown(text: str, typed: Sequence[str] = ()) -> str:
+    """``text`` as a page may show it: absolute paths outside the run roots replaced by a placeholder
+    (except what the user ``typed``, which a refusal repeats)."""
+    return redact(text, configured_roots(), keep=typed)
 
 
 # ---------------------------------------------------------------- persistent controls
@@ -99,6 +106,27 @@ def matrix_key(matrix: AffinityMatrix) -> str:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_run_cached(path: str, stamp: tuple) -> RunFolder:
     return load_run(path)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _health(path: str, stamp: tuple) -> str | None:
+    return run_health(Path(path), configured_roots())
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        return RunDir(path).stamp()
+    except OSError:  # a file vanished or cannot be read: the health check says which
+        return ()
+
+
+def _opens(path: Path) -> bool:
+    """Whether the run loads (manifest and matrices); a load that works is cached for the pages."""
+    try:
+        read_run(path)
+    except Exception:  # noqa: BLE001 - whatever breaks the load, the run is not a default choice
+        return False
+    return True
 
 
 def read_run(path: Path) -> RunFolder:
@@ -182,10 +210,22 @@ def sidebar_source() -> None:
             return
         labels = {display_name(p, allowed): p for p in runs}
         names = list(labels)
-        default = next((x for x in names if x.endswith("planted-60")), names[0])
-        choice = sb.selectbox("Run", names, key=keep("src.run", default, names))
+        bad = {n: why for n in names if (why := _health(str(labels[n]), _stamp(labels[n]))) is not None}
+        # the first run that opens (one damaged run must not take every page down with it)
+        preferred = sorted(names, key=lambda x: not x.endswith("planted-60"))
+        default = next((x for x in preferred if x not in bad and _opens(labels[x])), names[0])
+        choice = sb.selectbox("Run", names, key=keep("src.run", default, names),
+                              format_func=lambda x: f"{x} (unreadable)" if x in bad else x)
         remember("src.run")
-        run = read_run(labels[choice])
+        if choice in bad:
+            st.session_state["source_error"] = f"Run {choice} is unreadable: {bad[choice]} Choose another run."
+            return
+        try:
+            run = read_run(labels[choice])
+        except Exception as exc:  # noqa: BLE001 - a damaged run is reported as such, never as a page failure
+            st.session_state["source_error"] = (f"Run {choice} is unreadable: {unreadable_reason(exc, allowed)} "
+                                                "Choose another run.")
+            return
         if not run.matrices:
             st.session_state["source_error"] = f"Run {choice} ({run.status}) has no affinity matrix yet."
             return
@@ -198,7 +238,8 @@ def sidebar_source() -> None:
         st.session_state["source"] = Source(label=choice, kind="run", matrix=matrix, matrix_name=mname,
                                             key=matrix_key(matrix), run=run)
     except TaskAffinityError as exc:
-        st.session_state["source_error"] = str(exc)
+        typed = st.session_state.get("w.src.folder") or ""
+        st.session_state["source_error"] = shown(str(exc), typed=(typed.strip(),) if isinstance(typed, str) else ())
 
 
 def current_source() -> Source:

@@ -45,6 +45,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (with --executor ray); default: a private local instance")
     p.add_argument("--num-cpus", type=int, help="CPUs of a private local Ray instance (default 2)")
     p.add_argument("--gpu-share", type=float, help="GPUs per training on a Ray cluster with GPUs (default 1.0)")
+    p.add_argument("--no-ship-code", action="store_true",
+                   help="with --address: do not ship this taskaffinity's code to the nodes (they must have the same "
+                        "version installed; a node with other code refuses the run)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the config's, else 0)")
     p.add_argument("--split", choices=("val", "test", "train"), help="split scored for affinities (default val)")
     p.add_argument("--subsets", type=int, help="higher-order: number of random subsets")
@@ -79,7 +82,8 @@ def run_command(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             options[key] = value
-    exe_opts = {k: v for k, v in (("num_cpus", args.num_cpus), ("gpu_share", args.gpu_share)) if v is not None}
+    exe_opts = {k: v for k, v in (("num_cpus", args.num_cpus), ("gpu_share", args.gpu_share),
+                                  ("ship_code", False if args.no_ship_code else None)) if v is not None}
     if exe_opts and args.executor != "ray":
         raise InvalidInputError(f"--{next(iter(exe_opts)).replace('_', '-')} is for the ray executor; add --executor ray.")
     import signal

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from core.atomic import atomic_write_text
+from core.atomic import TMP_SUFFIX, atomic_write_text
 from core.errors import InvalidInputError, RunStateError
 from core.estimation.runs.lock import holder_of
 from core.matrix.affinity import AffinityMatrix
@@ -354,6 +354,21 @@ class RunDir:
     def write_remaining_plan(self, remaining: pd.DataFrame) -> Path:
         """Write the planned trainings not ingested yet (atomically)."""
         return atomic_write_text(self.remaining_plan_path, remaining.to_csv(index=False))
+
+    def clean_temporaries(self) -> list[Path]:
+        """Remove the temporary files of writes that a kill interrupted (``.NAME.*.tmp``); returns them.
+
+        Only the run's writer may call this (it holds the lock, so no write of its own is in flight).
+        """
+        removed = []
+        for folder in (self.path, self.matrices_dir):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for f in folder.glob(f".*{TMP_SUFFIX}"):
+                if f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+        return removed
 
     def drop_store(self) -> None:
         """Remove the result store (the results CSV keeps its rows; only a resume needs the store)."""

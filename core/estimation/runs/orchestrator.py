@@ -172,12 +172,23 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
     progress : callable, optional
         Called as ``progress(done, total, message)`` after each finished job (and at the start).
     """
+    if out is None or not str(out).strip():  # Path("") is the current folder: never write a run there unasked
+        raise InvalidInputError("--out is empty; name the run folder, e.g. --out runs/my-run.")
     cfg = _load_config(config)
     est, ctx = resolve(cfg, estimator, options, seeds, split)
     exe = get_executor(executor, address=address, **dict(executor_options or {}))
-    out = Path(out)
+    try:
+        return _run(cfg, est, ctx, exe, Path(out), resume, progress)
+    finally:
+        exe.close()  # also when the run never started; closing twice is harmless
+
+
+def _run(cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor, out: Path, resume: bool,
+         progress: Progress | None) -> RunFolder:
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"--out {out}: exists and is not a folder; choose a folder for the run.")
+    # Reach the cluster before anything is prepared or written: a run that cannot start leaves no folder behind.
+    exe.connect()
     identity = {"estimator": est.name, "options": est.params(), "seeds": list(ctx.seeds), "split": ctx.split,
                 "tasks": list(ctx.names), "spec": spec_dict(cfg.spec)}
     data_hashes = cfg.taskset.fingerprints()
@@ -187,8 +198,10 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
         raise RunStateError(f"--out {out}: cannot create the run folder ({exc.strerror}); choose a folder you may "
                             "write to.") from None
     run = RunDir(out)
+    started_before = run.lock_path.exists()  # a lock file left behind: a process started a run here and died
     with RunLock(run.lock_path) as lock:
-        manifest = _open_manifest(run, cfg, resume, identity, data_hashes, ctx)
+        manifest = _open_manifest(run, cfg, resume, identity, data_hashes, ctx, started_before)
+        run.clean_temporaries()  # left by writes a kill interrupted; this process holds the lock, so none is live
         if lock.stale:
             manifest.setdefault("events", []).append(
                 {"time": _now(), "event": f"took over a stale lock of dead process {lock.stale.get('pid')}"})
@@ -196,18 +209,22 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
 
 
 def _open_manifest(run: RunDir, cfg: Any, resume: bool, identity: dict, data_hashes: dict,
-                   ctx: EstimationContext) -> dict[str, Any]:
+                   ctx: EstimationContext, started_before: bool = False) -> dict[str, Any]:
     out = run.path
     if run.has_run() and not resume:
         status = run.read_manifest().get("status", "unknown") if run.has_manifest() else "unknown"
         raise RunStateError(f"{out}: already holds a run (status {status}); add --resume to continue it, or choose "
                             "another --out.")
-    if resume and not run.has_manifest():
+    if resume and started_before and not run.has_manifest() and not run.store_path.exists():
+        # killed during start-up, before its manifest was written: nothing was lost, so start the run
+        resume = False
+    elif resume and not run.has_manifest():
         raise RunStateError(f"{out}: nothing to resume (no {run.manifest_path.name}); drop --resume to start a new "
                             "run there.")
     if resume:
         manifest = run.read_manifest()
-        old = manifest.get("config", {}).get("resolved", {})
+        old = manifest.get("config")
+        old = old.get("resolved", {}) if isinstance(old, dict) else old
         diff = _first_difference(old, identity)
         if diff:
             raise RunStateError(f"{out}: cannot resume: the config differs in {diff}; use the run's config, or "
@@ -283,6 +300,7 @@ def _execute(run: RunDir, cfg: Any, est: Estimator, ctx: EstimationContext, exe:
             try:
                 for job, result in results:
                     store.record(result)
+                    _record_placement(manifest, job, exe)
                     report(f"finished {job.describe()} in {result.seconds:.1f}s")
                     if time.monotonic() - last_csv > CSV_EVERY_S:
                         store.export_csv(run.results_csv_path)
@@ -318,6 +336,15 @@ def _execute(run: RunDir, cfg: Any, est: Estimator, ctx: EstimationContext, exe:
             store.close()
             exe.close()
     return run.load()
+
+
+def _record_placement(manifest: dict[str, Any], job: Any, exe: Executor) -> None:
+    """Note in the manifest which node ran ``job`` (remote executors only)."""
+    node = exe.placement(job)
+    if node:
+        kind, subset, seed, split = job.key
+        manifest.setdefault("placements", []).append(
+            {"kind": kind, "subset": subset, "seed": seed, "split": split, **node})
 
 
 def _update_cost(manifest: dict[str, Any], store: ResultStore, wall_before: float, started: float,
