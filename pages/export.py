@@ -21,7 +21,7 @@ slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in src.label.spl
 
 with guard():
     pre = current_preprocessing()
-    shown = preprocessed(src, pre)
+    pm = preprocessed(src, pre)
     result = None
     try:
         result = current_grouping(src)
@@ -36,7 +36,7 @@ with guard():
         c1, c2 = st.columns(2)
         c1.download_button("Groups (CSV: task, group)", groups_csv(result), f"{slug}-groups.csv", "text/csv",
                            key="dl_groups_csv")
-        c2.download_button("Groups (JSON, self-describing)", grouping_json(result, shown, source=src.label),
+        c2.download_button("Groups (JSON, self-describing)", grouping_json(result, pm, source=src.label),
                            f"{slug}-groups.json", "application/json", key="dl_groups_json")
 
     st.subheader("Matrices")
@@ -44,16 +44,16 @@ with guard():
     c1.download_button("Raw matrix (CSV)", to_csv_text(m), f"{slug}-affinity.csv", "text/csv", key="dl_raw_csv")
     c2.download_button("Raw matrix (JSON)", json.dumps(to_json_dict(m), indent=1), f"{slug}-affinity.json",
                        "application/json", key="dl_raw_json")
-    c3.download_button("Preprocessed (CSV)", to_csv_text(shown), f"{slug}-affinity-preprocessed.csv", "text/csv",
+    c3.download_button("Preprocessed (CSV)", to_csv_text(pm), f"{slug}-affinity-preprocessed.csv", "text/csv",
                        key="dl_pre_csv")
-    c4.download_button("Preprocessed (JSON)", json.dumps(to_json_dict(shown), indent=1),
+    c4.download_button("Preprocessed (JSON)", json.dumps(to_json_dict(pm), indent=1),
                        f"{slug}-affinity-preprocessed.json", "application/json", key="dl_pre_json")
 
     st.subheader("Heatmap")
-    order = order_by_groups(shown.values, result.labels if result else None)
-    fig = heatmap(shown, order, title=f"{src.label}: task affinity")
-    names = [shown.names[i] for i in order.order]
-    vals = shown.values[np.ix_(order.order, order.order)]
+    order = order_by_groups(pm.values, result.labels if result else None)
+    fig = heatmap(pm, order, title=f"{src.label}: task affinity")
+    names = [pm.names[i] for i in order.order]
+    vals = pm.values[np.ix_(order.order, order.order)]
     svg = heatmap_svg(vals, names, boundaries=order.boundaries, title=f"{src.label}: task affinity")
     c1, c2, c3 = st.columns(3)
     c1.download_button("SVG (drawn here, no browser needed)", svg, f"{slug}-heatmap.svg", "image/svg+xml",
@@ -78,7 +78,7 @@ with guard():
     grouping = {} if result is None else dict(
         method=result.method, k=result.k, objective=result.objective, sdp_value=result.sdp_value, gap=result.gap,
         seconds=result.seconds)
-    inp = ReportInput(matrix=shown, source=src.label, groups=result.groups if result else None, grouping=grouping,
+    inp = ReportInput(matrix=pm, source=src.label, groups=result.groups if result else None, grouping=grouping,
                       manifest=src.manifest)
     md = to_markdown(inp)
     c1, c2 = st.columns(2)
