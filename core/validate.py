@@ -381,9 +381,9 @@ def memory_budget() -> int:
         return 8 * 2**30
 
 
-def check_memory(nbytes: float, what: str, fix: str) -> None:
-    """Refuse up front work that would need more than :func:`memory_budget` bytes."""
-    budget = memory_budget()
+def check_memory(nbytes: float, what: str, fix: str, budget: int | None = None) -> None:
+    """Refuse up front work that would need more than ``budget`` bytes (default :func:`memory_budget`)."""
+    budget = memory_budget() if budget is None else budget
     if nbytes > budget:
         raise InvalidInputError(f"{what} would need about {nbytes / 2**30:.1f} GiB of memory, over the "
                                 f"{budget / 2**30:.1f} GiB budget of this machine; {fix}.")

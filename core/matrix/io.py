@@ -15,8 +15,9 @@ import math
 import os
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,7 +40,8 @@ def _kind(path: Path, fmt: str | None) -> str:
     return kind
 
 
-def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks: int | None = None) -> AffinityMatrix:
+def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks: int | None = None,
+                  limit_hint: str = "") -> AffinityMatrix:
     """Read and validate an affinity matrix from ``path``.
 
     Parameters
@@ -49,6 +51,8 @@ def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks:
         Default: from the suffix.
     max_tasks : int, optional
         Refuse a matrix of more tasks, before its values are parsed.
+    limit_hint : str
+        What to do about a refused size (e.g. "raise --max-tasks"), added to the message.
 
     Raises
     ------
@@ -64,26 +68,28 @@ def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__}).") from None
-    return parse_affinity(data, kind, source=str(path), max_tasks=max_tasks)
+    return parse_affinity(data, kind, source=str(path), max_tasks=max_tasks, limit_hint=limit_hint)
 
 
-def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file",
-                   max_tasks: int | None = None) -> AffinityMatrix:
+def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file", max_tasks: int | None = None,
+                   limit_hint: str = "", max_memory: int | None = None) -> AffinityMatrix:
     """Parse affinity-matrix bytes of type ``kind`` ('csv', 'json' or 'npz').
 
     The matrix's size is checked before its values are expanded in memory: CSV by its header row,
     JSON by its number of separators, NPZ by the array shapes in the archive's headers. A matrix
     of more than ``max_tasks`` tasks, or one whose parse would need more memory than
-    :func:`core.validate.memory_budget`, is refused first.
+    :func:`core.validate.memory_budget` (or ``max_memory`` bytes), is refused first; ``limit_hint``
+    says what to do about it.
     """
-    if not data.strip():
+    if not data or data.isspace():  # (not data.strip(): a copy of a file that may be large)
         raise InvalidInputError(f"{source}: file is empty; expected an n x n affinity matrix.")
+    limits = _Limits(max_tasks, limit_hint, max_memory)
     if kind == "csv":
-        return _parse_csv(data, source, max_tasks)
+        return _parse_csv(data, source, limits)
     if kind == "json":
-        return _parse_json(data, source, max_tasks)
+        return _parse_json(data, source, limits)
     if kind == "npz":
-        return _parse_npz(data, source, max_tasks)
+        return _parse_npz(data, source, limits)
     raise InvalidInputError(f"{source}: unknown affinity file type {kind!r}; use csv, json or npz.")
 
 
@@ -95,13 +101,28 @@ def _decode(data: bytes, source: str) -> str:
             f"{source}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV/JSON.") from None
 
 
-def _check_size(n: int, source: str, max_tasks: int | None, per_entry: int) -> None:
-    """Refuse ``n`` tasks over ``max_tasks``, or an n x n parse needing ``per_entry`` bytes an entry over the budget."""
-    if max_tasks is not None and n > max_tasks:
-        raise InvalidInputError(f"{source}: {n} tasks; at most {max_tasks} are taken here (group a subset, or use "
-                                "the command line with --max-tasks).")
-    check_memory(float(n) * n * per_entry, f"{source}: reading {n} x {n} values",
-                 "give a smaller matrix, or set TASKAFFINITY_MAX_MEMORY_MB if the machine has the room")
+@dataclass(frozen=True)
+class _Limits:
+    """What one read may take: tasks, and bytes of memory (None: half the machine's)."""
+
+    max_tasks: int | None = None
+    hint: str = ""
+    max_memory: int | None = None
+
+    def tasks(self, n: int, source: str, about: str = "") -> None:
+        if self.max_tasks is not None and n > self.max_tasks:
+            raise InvalidInputError(f"{source}: {about}{n} tasks; at most {self.max_tasks} are taken here"
+                                    + (f" ({self.hint})" if self.hint else "") + ".")
+
+    def memory(self, nbytes: float, what: str) -> None:
+        check_memory(nbytes, what, "give a smaller matrix, or set TASKAFFINITY_MAX_MEMORY_MB if the machine has the room",
+                     budget=self.max_memory)
+
+
+def _check_size(n: int, source: str, limits: "_Limits", per_entry: int) -> None:
+    """Refuse ``n`` tasks over the limit, or an n x n parse needing ``per_entry`` bytes an entry over the budget."""
+    limits.tasks(n, source)
+    limits.memory(float(n) * n * per_entry, f"{source}: reading {n} x {n} values")
 
 
 class MatrixMeta(BaseModel):
@@ -184,9 +205,23 @@ _CELL = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*[+-]?(?:nan|inf|inf
 _ROW_OF_NUMBERS = re.compile(f"(?:{_CELL})(?:\x1f(?:{_CELL}))*", re.I | re.A)
 
 
-def _parse_csv(data: bytes, source: str, max_tasks: int | None = None) -> AffinityMatrix:
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time (io.StringIO would hold a 4-byte-per-character copy of it all)."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            yield text[start:]
+            return
+        yield text[start:stop + 1]
+        start = stop + 1
+
+
+def _parse_csv(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
     text = _decode(data, source)
-    rows = (r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r))
+    if "\n" not in text and "\r" in text:  # old Mac line ends
+        text = text.replace("\r", "\n")
+    rows = (r for r in csv.reader(_lines(text)) if any(c.strip() for c in r))
     try:
         head = next(rows, None)
         if head is None:
@@ -194,7 +229,7 @@ def _parse_csv(data: bytes, source: str, max_tasks: int | None = None) -> Affini
         header = [strict_name(c, f"{source}: header column {j + 2}") for j, c in enumerate(head[1:])]
         n = len(header)
         # the shape is known from the header: refuse before a single value is parsed
-        _check_size(n, source, max_tasks, per_entry=64)
+        _check_size(n, source, limits, per_entry=64)
         names: list[str] = []
         values = np.empty((n, n), dtype=np.float64)
         for lineno, row in enumerate(rows, start=2):
@@ -237,13 +272,12 @@ def _parse_csv(data: bytes, source: str, max_tasks: int | None = None) -> Affini
     return _build(source, names, values)
 
 
-def _parse_json(data: bytes, source: str, max_tasks: int | None = None) -> AffinityMatrix:
+def _parse_json(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
     # a JSON matrix of n tasks has about n*n separators: the size is known before the parse
-    n_est = int(math.isqrt(data.count(b",")))
-    if max_tasks is not None and n_est > max_tasks + 1:
-        raise InvalidInputError(f"{source}: about {n_est} tasks; at most {max_tasks} are taken here.")
-    check_memory(data.count(b",") * 48.0, f"{source}: parsing {len(data) / 2**20:.0f} MB of JSON",
-                 "give a smaller matrix, or set TASKAFFINITY_MAX_MEMORY_MB if the machine has the room")
+    commas = data.count(b",")
+    if limits.max_tasks is not None and math.isqrt(commas) > limits.max_tasks + 1:
+        limits.tasks(math.isqrt(commas), source, about="about ")
+    limits.memory(commas * 48.0, f"{source}: parsing {len(data) / 2**20:.0f} MB of JSON")
     obj = loads_json(_decode(data, source), source)
     if not isinstance(obj, dict) or "names" not in obj or "values" not in obj:
         raise InvalidInputError(
@@ -260,8 +294,7 @@ def _parse_json(data: bytes, source: str, max_tasks: int | None = None) -> Affin
             else f"{source}: 'version' must be a whole number, found {shown}.")
     if not isinstance(obj["names"], list):
         raise InvalidInputError(f"{source}: 'names' must be a list of task names, found {describe(obj['names'])}.")
-    if max_tasks is not None and len(obj["names"]) > max_tasks:
-        _check_size(len(obj["names"]), source, max_tasks, per_entry=0)
+    limits.tasks(len(obj["names"]), source)
     values = obj["values"]
     if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
         raise InvalidInputError(f"{source}: 'values' must be a list of rows (n x n list of lists).")
@@ -270,11 +303,11 @@ def _parse_json(data: bytes, source: str, max_tasks: int | None = None) -> Affin
     return _build(source, obj["names"], values, obj)
 
 
-def _parse_npz(data: bytes, source: str, max_tasks: int | None = None) -> AffinityMatrix:
+def _parse_npz(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
     if not data.startswith(b"PK"):  # np.load would take any other bytes for a pickle
         raise InvalidInputError(f"{source}: not a valid .npz file (not a zip archive of arrays); save it with numpy.savez.")
     try:
-        _check_npz_sizes(data, source, max_tasks)
+        _check_npz_sizes(data, source, limits)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             files = set(npz.files)
             if not {"names", "values"} <= files:
@@ -303,7 +336,7 @@ def _parse_npz(data: bytes, source: str, max_tasks: int | None = None) -> Affini
     return _build(source, names, values, meta)
 
 
-def _check_npz_sizes(data: bytes, source: str, max_tasks: int | None) -> None:
+def _check_npz_sizes(data: bytes, source: str, limits: _Limits) -> None:
     """Refuse an archive whose arrays would expand past the task limit or the memory budget.
 
     Read from the zip directory (declared sizes) and each array's .npy header (shape, dtype), before
@@ -330,13 +363,9 @@ def _check_npz_sizes(data: bytes, source: str, max_tasks: int | None) -> None:
             nbytes = int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
             total += max(nbytes, info.file_size)
             name = info.filename.removesuffix(".npy")
-            if name in ("values", "uncertainty", "counts") and len(shape) == 2 and max_tasks is not None \
-                    and shape[0] > max_tasks:
-                _check_size(int(shape[0]), source, max_tasks, per_entry=0)
-            if name == "names" and len(shape) == 1 and max_tasks is not None and shape[0] > max_tasks:
-                _check_size(int(shape[0]), source, max_tasks, per_entry=0)
-        check_memory(total * 2.0, f"{source}: expanding the .npz ({total / 2**20:.0f} MB of arrays)",
-                     "give a smaller matrix, or set TASKAFFINITY_MAX_MEMORY_MB if the machine has the room")
+            if name in ("values", "uncertainty", "counts", "names") and shape:
+                limits.tasks(int(shape[0]), source)
+        limits.memory(total * 2.0, f"{source}: expanding the .npz ({total / 2**20:.0f} MB of arrays)")
 
 
 def _npz_metadata(arr: np.ndarray, source: str) -> dict[str, Any]:
