@@ -282,6 +282,13 @@ CASES = [
     Case("r2-planted-2e9", "config", "planted n_train: 2000000000 (asked for 298 GiB before)",
          lambda t, s: ("cli", estimate_cli(planted_with(t, n_train=2_000_000_000), s)),
          ("planted", "GiB", "smaller")),
+    Case("r2-planted-seed-negative", "config", "planted seed: -1 (ValueError from numpy; found by the fuzz run)",
+         lambda t, s: ("cli", estimate_cli(planted_with(t, seed=-1), s)), ("planted", "seed", "2**32")),
+    Case("r2-training-option-name", "config", "a training option called name (TypeError; found by the fuzz run)",
+         lambda t, s: ("cli", estimate_cli(write(t / "run.yaml", yaml.safe_dump(
+             {"tasks": [{"builtin": "planted", "params": PLANTED}],
+              "training": {**TRAINING, "options": {"name": "x", "hidden": [1]}}})), s)),
+         ("backend 'mlp'", "name")),
     Case("r2-jsonl-deep", "config", "a JSONL data file with a line nested 100,000 deep",
          lambda t, s: ("cli", estimate_cli(_jsonl_deep(t), s)), ("train.jsonl, line 31", "nested")),
     Case("r2-option-bomb", "cli", "--option with a YAML alias bomb as its value",

@@ -60,7 +60,7 @@ SANDBOX_KEYS = {"data_root": ("--data-root DIR", "TASKAFFINITY_DATA"),
 def _task_name(value: str) -> str:
     problem = name_problem(value.strip())
     if problem:
-        raise ValueError(f"task name {problem}")
+        raise ValueError(problem)
     return value.strip()
 
 

@@ -47,10 +47,19 @@ def builtin_taskset(family: str, **params: Any) -> TaskSet:
     bound.apply_defaults()
     check_memory(_estimated_bytes(family, bound.arguments), f"{where}: these sizes",
                  "make n_train / n_val / n_test (or the number of tasks) smaller")
+    seed = params.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < 2**32:
+        raise InvalidInputError(f"{where}: seed must be a whole number from 0 to 2**32 - 1; found the number {seed}.")
     try:
         return checked(**params)
     except ValidationError as exc:
         raise schema_error(exc, where) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        # a range the signature cannot state (a negative size, a probability above 1) rejected by numpy
+        raise InvalidInputError(f"{where}: a value is out of range for this family ({type(exc).__name__}); check "
+                                f"{', '.join(sorted(params)) or 'the defaults'} against its documentation.") from None
 
 
 def _estimated_bytes(family: str, args: dict[str, Any]) -> float:
