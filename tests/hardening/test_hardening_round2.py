@@ -157,6 +157,11 @@ CASES = [
              {"tasks": [{"builtin": "planted", "params": PLANTED}],
               "training": {"backend": "mlp", "options": {"cache_dir": "/"}}})), s)),
          ("cache_dir", "outside the allowed folders")),
+    Case("r2-cfg-gradtag-cache", "config", "estimator.cache_dir (Grad-TAG's gradient store) outside the allowed folders",
+         lambda t, s: ("cli", estimate_cli(write(t / "run.yaml", yaml.safe_dump(
+             {"tasks": [{"builtin": "planted", "params": PLANTED}], "training": TRAINING,
+              "estimator": {"name": "gradtag", "cache_dir": "/etc"}})), s)),
+         ("estimator", "cache_dir", "outside the allowed folders")),
     Case("r2-csv-secret-cell", "cli", "a matrix cell holding a secret word",
          lambda t, s: ("cli", group_cli(write(t / "m.csv", GOOD_MATRIX.replace("0.5,1", f"{SECRET},1")))),
          ("m.csv", "line 3, column 2", "not a number")),

@@ -36,6 +36,7 @@ gives type, range and length limits and the error location together, strict mode
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Sequence, Union
@@ -274,6 +275,7 @@ def load_run_config(path: str | Path, *, data_root: str | os.PathLike | None = N
     taskset = TaskSet(tasks, context=context, name=str(top.name or path.stem))
     spec = TrainSpec.from_dict(top.training or {}, where=f"{where}, training")
     _confine_training_paths(spec, roots, f"{where}, training.options")
+    _confine_estimator_paths(dict(top.estimator or {}), roots, f"{where}, estimator")
     from core.estimation.models.backends import get_backend
 
     get_backend(spec.backend, **spec.options).check_inputs(taskset)  # bad options / input kinds fail now
@@ -296,6 +298,17 @@ def _confine_training_paths(spec: TrainSpec, roots: tuple, where: str) -> None:
             raise InvalidInputError(f"{where}: {key} must be a folder path, found {describe(value)}.")
         extra: tuple = (cache_root(None),) if key == "cache_dir" else _default_model_dirs()
         confine(Path(value).expanduser(), (*roots, *extra), f"{where}: {key}")
+
+
+def _confine_estimator_paths(estimator: dict, roots: tuple, where: str) -> None:
+    """An estimator's ``cache_dir`` (Grad-TAG's gradient store) from the config must lie inside the allowed
+    folders, the default cache or the temp folder (its default); ``--option cache_dir=`` is the caller's own."""
+    value = estimator.get("cache_dir")
+    if value in (None, ""):
+        return
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: cache_dir must be a folder path, found {describe(value)}.")
+    confine(Path(value).expanduser(), (*roots, cache_root(None), Path(tempfile.gettempdir())), f"{where}: cache_dir")
 
 
 def _default_model_dirs() -> tuple:
