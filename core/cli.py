@@ -2,13 +2,21 @@
 
 Each command lives in its own module exposing ``add_parser(subparsers)`` which
 registers the sub-parser and sets ``func`` (returning an exit code). Errors a
-user can cause (:class:`TaskAffinityError`) print one line and exit 2.
+user can cause (:class:`TaskAffinityError`) print one line and exit 2. Anything
+else is a bug: one line naming the exception type and a log file holding the
+traceback (``$TASKAFFINITY_LOG_DIR``, else ``~/.cache/taskaffinity/logs``), exit 1.
+The line never carries the exception's text, which may quote the content of a file.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import importlib
+import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 from typing import Sequence
 
 from core.errors import TaskAffinityError
@@ -41,17 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_ENV = "TASKAFFINITY_LOG_DIR"
+
+
+def log_dir() -> Path:
+    """Where unexpected errors are logged: ``$TASKAFFINITY_LOG_DIR``, else ``~/.cache/taskaffinity/logs``."""
+    env = os.environ.get(LOG_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "taskaffinity" / "logs"
+
+
+def write_crash_log(argv: Sequence[str] | None, exc: BaseException) -> Path | None:
+    """Write the traceback of ``exc`` to a new file under :func:`log_dir` (or the temp folder); its path."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = (f"taskaffinity {stamp} pid {os.getpid()}\nargv: {list(sys.argv[:1]) + list(argv or sys.argv[1:])}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    for folder in (log_dir(), Path(tempfile.gettempdir()) / "taskaffinity-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"error-{stamp}-{os.getpid()}.log"
+            # the traceback may quote inputs: readable by the user only
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
+                fh.write(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (a path or name holding a line break must not start a second one)."""
+    return " ".join(str(message).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except TaskAffinityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished results are saved (use --resume to continue).", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`: nothing more to say
+        return 1
+    except (Exception, RecursionError, MemoryError) as exc:  # a bug: one line here, the traceback in a file
+        path = write_crash_log(argv, exc)
+        where = f"details in {path}" if path else "no log could be written"
+        print(f"error: unexpected {type(exc).__name__} (a bug in taskaffinity, not in your input; saved results are "
+              f"kept); {where}. Please report it with that file.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Keeping paths from configs and run folders inside the folders the user allowed.
 
-Rule for run configs (:mod:`core.estimation.runs.config`): every data path, after resolving
-``..`` and following symlinks, must lie inside one of
+Rule for run configs (:mod:`core.estimation.runs.config`): every data path, model folder and cache
+folder, after resolving ``..`` and following symlinks, must lie inside one of
 
 * the config file's own folder,
-* the data root (``{data}``: the config's ``data_root``, else ``$TASKAFFINITY_DATA``, else
-  ``shared/data`` beside the checkout),
-* a folder listed in the config's ``allow_paths:`` (relative to the config's folder), or
+* the data root (``{data}``: ``--data-root``, else ``$TASKAFFINITY_DATA``, else ``shared/data``
+  beside the checkout),
+* a folder given with ``--allow-path`` (repeatable), or
 * a folder listed in ``$TASKAFFINITY_ALLOW_PATHS`` (separated by ``os.pathsep``).
+
+These are decided by whoever starts the process (flags, environment), never by the file being
+read: a config that names ``data_root:`` or ``allow_paths:`` is refused.
 
 Rule for run folders (:mod:`core.estimation.runs.folder`): a file read from a run folder must resolve
 inside that folder, so a symlink planted in a run folder cannot make the dashboard read (and
@@ -53,7 +56,8 @@ def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: s
     shown = ", ".join(str(r) for r in allowed) or "(none)"
     raise InvalidInputError(
         f"{what}: {path} resolves to {resolved}, outside the allowed folders ({shown}); move the data under the "
-        f"config's folder or the data root, or allow its folder with allow_paths: in the config or {ALLOW_ENV}.")
+        f"config's folder or the data root, or allow its folder when starting the run (--allow-path DIR or "
+        f"{ALLOW_ENV}).")
 
 
 def inside_folder(path: Path, folder: Path) -> Path:
@@ -66,13 +70,12 @@ def inside_folder(path: Path, folder: Path) -> Path:
     return resolved
 
 
-def config_roots(config_dir: Path, data_root: Path, allow: Sequence[str] | None,
-                 where: str) -> tuple[Path, ...]:
-    """The folders a config's data paths may lie in (see module docstring)."""
-    if allow is None:
-        allow = []
-    if isinstance(allow, str) or not isinstance(allow, (list, tuple)) \
-            or not all(isinstance(a, str) and a for a in allow):
-        raise InvalidInputError(f"{where}: allow_paths must be a list of folder paths, got {allow!r}.")
-    extra = tuple((config_dir / Path(a).expanduser()).resolve() for a in allow)
+def config_roots(config_dir: Path, data_root: Path, allow: Sequence[str | os.PathLike] | None,
+                 where: str = "") -> tuple[Path, ...]:
+    """The folders a config's data paths may lie in (see module docstring).
+
+    ``allow``: the folders given by whoever starts the run (``--allow-path``), relative to the working
+    folder; never a list read from the config.
+    """
+    extra = tuple(Path(a).expanduser().resolve() for a in (allow or ()) if str(a).strip())
     return (config_dir.resolve(), data_root.resolve(), *extra, *env_allowed())

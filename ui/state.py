@@ -22,6 +22,9 @@ from core.estimation.runs.folder import RunDir, RunFolder, load_run
 log = logging.getLogger("taskaffinity.dashboard")
 MAX_UPLOAD_MB = 25
 MAX_UPLOAD_TASKS = 3000
+#: Memory one upload may take while parsed (checked from the file's declared sizes before anything is expanded):
+#: a 3000-task matrix needs about 0.6 GB as CSV, an .npz of zeros can declare any size.
+MAX_UPLOAD_MEMORY = 2 * 2**30
 
 
 @contextlib.contextmanager
@@ -141,7 +144,9 @@ def _discover(roots: tuple[str, ...]) -> list[str]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _parse_upload(data: bytes, kind: str, name: str) -> AffinityMatrix:
-    return parse_affinity(data, kind, source=name)
+    # sizes (task count from the header or array shapes, memory) are checked before the values are expanded
+    return parse_affinity(data, kind, source=name, max_tasks=MAX_UPLOAD_TASKS, max_memory=MAX_UPLOAD_MEMORY,
+                          limit_hint="the dashboard's limit; group a subset, or use python -m core group")
 
 
 def parse_upload(name: str, data: bytes) -> AffinityMatrix:

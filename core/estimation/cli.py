@@ -17,18 +17,17 @@ from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.orchestrator import run_estimation
 from core.matrix.transfer import negative_transfers
+from core.validate import loads_yaml
 
 
 def _option(text: str) -> tuple[str, Any]:
-    import yaml
-
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"--option {text!r} must look like KEY=VALUE (e.g. min_pair_coverage=2).")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"--option {text!r}: the value is not valid YAML ({exc}).") from None
+        parsed = loads_yaml(value, f"--option {key.strip()}") if value.strip() else None
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return key.strip().replace("-", "_"), parsed
 
 
@@ -38,6 +37,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Estimate a task-affinity matrix T[u, v] (row = source, column = target, higher is better) "
                     "and write a run folder: manifest.json, results.sqlite, results.csv, affinity.csv/json, matrices/.")
     p.add_argument("--config", required=True, help="run config (YAML or TOML): tasks, training, estimator")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="what {data}/ in the config means (default: $TASKAFFINITY_DATA, else shared/data beside the "
+                        "checkout)")
+    p.add_argument("--allow-path", metavar="DIR", action="append", default=[],
+                   help="a further folder the run may read data, models or caches from (repeatable; also "
+                        "$TASKAFFINITY_ALLOW_PATHS). A config can never widen these itself.")
     p.add_argument("--estimator", help=f"estimator: {', '.join(ESTIMATORS.names())} (default: the config's estimator.name)")
     p.add_argument("--out", required=True, help="run folder to write (or to resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished trainings")
@@ -91,10 +96,17 @@ def run_command(args: argparse.Namespace) -> int:
     def _terminate(signum, frame):  # SIGTERM (e.g. a scheduler) ends the run like Ctrl-C: status "interrupted"
         raise KeyboardInterrupt
 
+    if args.data_root is not None and not str(args.data_root).strip():
+        raise InvalidInputError("--data-root is empty; give a folder.")
+    # deferred: the config module imports torch (through the training spec), which `group` never needs
+    from core.estimation.runs.config import load_run_config
+
+    # the sandbox comes from the flags and the environment of whoever started this process
+    config = load_run_config(args.config, data_root=args.data_root, allow_paths=args.allow_path)
     previous = signal.signal(signal.SIGTERM, _terminate)
     progress, close = _progress_bar(not args.no_progress)
     try:
-        run = run_estimation(args.config, out=args.out, estimator=args.estimator, options=options or None,
+        run = run_estimation(config, out=args.out, estimator=args.estimator, options=options or None,
                              resume=args.resume, executor=args.executor, address=args.address,
                              executor_options=exe_opts, seeds=args.seeds, split=args.split, progress=progress)
     finally:

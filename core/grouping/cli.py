@@ -3,12 +3,21 @@
 Prints the groups (task names), the objective, the SDP value (certified upper
 bound) and gap, and the seconds taken; ``--json`` prints exactly one JSON object
 with keys ``method, k, groups, objective, sdp_value, gap, seconds`` (and more).
+
+A size budget (``--max-tasks``, by default the dashboard's limits: 150 tasks for ``--k auto``, 500
+for the SDP, 5000 for spectral and Lloyd) refuses a matrix too large for the work asked before its
+values are read; a step that runs longer than a few seconds says so on stderr every few seconds.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import sys
+import threading
+import time
+from typing import Iterator
 
 from core.errors import InvalidInputError
 from core.grouping.api import GROUPING_METHODS, group
@@ -39,6 +48,55 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# Default --max-tasks: the sizes the dashboard offers (ui.grouping) for the same work. On 2 CPU cores an
+# SDP of 400 tasks takes tens of seconds, and --k auto solves one per candidate k plus a penalty sweep.
+AUTO_K_MAX_N = 150
+SDP_MAX_N = 500
+FAST_MAX_N = 5000
+PROGRESS_EVERY_S = 5.0
+
+
+def default_max_tasks(k: int | str, method: str) -> int:
+    """The default size budget for grouping with ``method`` into ``k`` (or ``"auto"``) groups."""
+    if k == "auto":
+        return AUTO_K_MAX_N
+    return SDP_MAX_N if method == "sdp" else FAST_MAX_N
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 2, got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def progress(step: str, enabled: bool = True, every: float = PROGRESS_EVERY_S) -> Iterator[None]:
+    """Say on stderr, every ``every`` seconds, that ``step`` is still running (nothing for a quick step)."""
+    if not enabled:
+        yield
+        return
+    done = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            print(f"... {step}: {time.monotonic() - start:.0f} s so far", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if time.monotonic() - start >= every:
+            print(f"... {step}: done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("group", help="group tasks from an affinity matrix (CSV, JSON or NPZ)",
                               description=__doc__.split("\n\n")[0])
@@ -51,11 +109,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--diagonal", default="keep", choices=list(DIAGONAL_MODES), help="diagonal preprocessing")
     p.add_argument("--transform", default="none", choices=list(TRANSFORMS), help="per-target transform")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--max-tasks", type=_positive_int, metavar="N",
+                   help=f"size budget: refuse a matrix of more tasks before reading its values (default "
+                        f"{AUTO_K_MAX_N} with --k auto, {SDP_MAX_N} for sdp, {FAST_MAX_N} for spectral and lloyd)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    matrix = read_affinity(args.affinity)
+    budget = args.max_tasks or default_max_tasks(args.k, args.method)
+    work = "--k auto (one SDP per candidate k)" if args.k == "auto" else f"method {args.method}"
+    with progress("reading the matrix", not args.quiet):
+        matrix = read_affinity(args.affinity, max_tasks=budget,
+                               limit_hint=f"the budget for {work}; give --max-tasks N to allow more"
+                               + ("" if args.k != "auto" else ", or give a k")
+                               + ("" if args.method != "sdp" else ", or use --method spectral"))
     pre = None
     if args.diagonal != "keep" or args.transform != "none":
         pre = Preprocessing(diagonal=args.diagonal, transform=args.transform)
@@ -64,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         opts.update(solver=args.solver, c=args.c, refine=not args.no_refine)
     elif args.no_refine or args.c != 1.0 or args.solver != "auto":
         raise InvalidInputError(f"--solver, --c and --no-refine apply to method sdp only, not {args.method!r}.")
-    result = group(matrix, args.k, args.method, **opts)
+    step = "choosing k (one SDP per candidate k, then the grouping)" if args.k == "auto" else f"grouping ({args.method})"
+    with progress(step, not args.quiet):
+        result = group(matrix, args.k, args.method, **opts)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

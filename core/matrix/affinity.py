@@ -12,18 +12,25 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from core.errors import InvalidInputError, UnknownNameError
+from core.validate import describe, name_problem
 
 DIRECTION = "row=source (trained with), column=target (evaluated on); higher is better"
 
 
 def validate_names(names: Sequence[str], n: int | None = None, *, source: str = "affinity matrix") -> tuple[str, ...]:
-    """Return names as a tuple after checking they are unique, non-empty strings."""
-    out = tuple(str(x).strip() if x is not None else "" for x in names)
+    """Return names as a tuple after checking they are unique, usable names (:func:`core.validate.name_problem`)."""
+    out = []
+    for i, x in enumerate(names):
+        if x is None or isinstance(x, (list, tuple, dict, set, bytes, bool)):
+            raise InvalidInputError(f"{source}: task name at position {i} must be text, found {describe(x)}.")
+        out.append(str(x).strip())
+    out = tuple(out)
     if n is not None and len(out) != n:
         raise InvalidInputError(f"{source}: {len(out)} task names for a {n} x {n} matrix; give exactly one name per row.")
-    empty = [i for i, x in enumerate(out) if x == "" or x.lower() == "nan"]
-    if empty:
-        raise InvalidInputError(f"{source}: task name at position {empty[0]} is empty; give every task a name.")
+    for i, x in enumerate(out):
+        problem = name_problem(x)
+        if problem:
+            raise InvalidInputError(f"{source}: task name at position {i} {problem}.")
     seen: dict[str, int] = {}
     for i, x in enumerate(out):
         if x in seen:

@@ -11,15 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.matrix.affinity import AffinityMatrix
 from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import InvalidInputError
+from core.validate import check_memory, describe, loads_json, schema_error, strict_name
 
 FORMAT = "taskaffinity.affinity"
 VERSION = 1
@@ -34,8 +40,19 @@ def _kind(path: Path, fmt: str | None) -> str:
     return kind
 
 
-def read_affinity(path: str | os.PathLike, fmt: str | None = None) -> AffinityMatrix:
+def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks: int | None = None,
+                  limit_hint: str = "") -> AffinityMatrix:
     """Read and validate an affinity matrix from ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+    fmt : {"csv", "json", "npz"}, optional
+        Default: from the suffix.
+    max_tasks : int, optional
+        Refuse a matrix of more tasks, before its values are parsed.
+    limit_hint : str
+        What to do about a refused size (e.g. "raise --max-tasks"), added to the message.
 
     Raises
     ------
@@ -47,20 +64,32 @@ def read_affinity(path: str | os.PathLike, fmt: str | None = None) -> AffinityMa
     kind = _kind(path, fmt)
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file; check the path to the affinity matrix.")
-    data = path.read_bytes()
-    return parse_affinity(data, kind, source=str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__}).") from None
+    return parse_affinity(data, kind, source=str(path), max_tasks=max_tasks, limit_hint=limit_hint)
 
 
-def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file") -> AffinityMatrix:
-    """Parse affinity-matrix bytes of type ``kind`` ('csv', 'json' or 'npz')."""
-    if not data.strip():
+def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file", max_tasks: int | None = None,
+                   limit_hint: str = "", max_memory: int | None = None) -> AffinityMatrix:
+    """Parse affinity-matrix bytes of type ``kind`` ('csv', 'json' or 'npz').
+
+    The matrix's size is checked before its values are expanded in memory: CSV by its header row,
+    JSON by its number of separators, NPZ by the array shapes in the archive's headers. A matrix
+    of more than ``max_tasks`` tasks, or one whose parse would need more memory than
+    :func:`core.validate.memory_budget` (or ``max_memory`` bytes), is refused first; ``limit_hint``
+    says what to do about it.
+    """
+    if not data or data.isspace():  # (not data.strip(): a copy of a file that may be large)
         raise InvalidInputError(f"{source}: file is empty; expected an n x n affinity matrix.")
+    limits = _Limits(max_tasks, limit_hint, max_memory)
     if kind == "csv":
-        return _parse_csv(data, source)
+        return _parse_csv(data, source, limits)
     if kind == "json":
-        return _parse_json(data, source)
+        return _parse_json(data, source, limits)
     if kind == "npz":
-        return _parse_npz(data, source)
+        return _parse_npz(data, source, limits)
     raise InvalidInputError(f"{source}: unknown affinity file type {kind!r}; use csv, json or npz.")
 
 
@@ -72,26 +101,64 @@ def _decode(data: bytes, source: str) -> str:
             f"{source}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV/JSON.") from None
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """What one read may take: tasks, and bytes of memory (None: half the machine's)."""
+
+    max_tasks: int | None = None
+    hint: str = ""
+    max_memory: int | None = None
+
+    def tasks(self, n: int, source: str, about: str = "") -> None:
+        if self.max_tasks is not None and n > self.max_tasks:
+            raise InvalidInputError(f"{source}: {about}{n} tasks; at most {self.max_tasks} are taken here"
+                                    + (f" ({self.hint})" if self.hint else "") + ".")
+
+    def memory(self, nbytes: float, what: str) -> None:
+        check_memory(nbytes, what, "give a smaller matrix, or set TASKAFFINITY_MAX_MEMORY_MB if the machine has the room",
+                     budget=self.max_memory)
+
+
+def _check_size(n: int, source: str, limits: "_Limits", per_entry: int) -> None:
+    """Refuse ``n`` tasks over the limit, or an n x n parse needing ``per_entry`` bytes an entry over the budget."""
+    limits.tasks(n, source)
+    limits.memory(float(n) * n * per_entry, f"{source}: reading {n} x {n} values")
+
+
+class MatrixMeta(BaseModel):
+    """The metadata of a JSON (or NPZ) matrix file: strict types, unknown keys kept as they are."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    format: str = FORMAT
+    version: int = VERSION
+    direction: Optional[str] = None
+    metric: Optional[str] = Field(None, max_length=200)
+    estimator: Optional[str] = Field(None, max_length=200)
+    notes: Optional[str] = Field(None, max_length=100_000)
+    cost: Optional[dict[str, Any]] = None
+    seed: Optional[int] = Field(None, ge=-2**63, lt=2**64)
+    preprocessing: Optional[list[Annotated[str, Field(max_length=1000)]]] = Field(None, max_length=1000)
+
+
 def _build(source: str, names: Any, values: Any, meta: dict[str, Any] | None = None) -> AffinityMatrix:
-    meta = dict(meta or {})
+    raw = {k: v for k, v in dict(meta or {}).items() if k not in ("names", "values", "uncertainty", "counts")}
+    try:
+        parsed = MatrixMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise schema_error(exc, source) from None
     kwargs: dict[str, Any] = {}
-    for key in ("metric", "estimator", "notes"):
-        if key in meta and meta[key] is not None:
-            kwargs[key] = str(meta[key])
-    if meta.get("cost") is not None:
-        if not isinstance(meta["cost"], dict):
-            raise InvalidInputError(f"{source}: 'cost' must be an object like {{\"trainings\": 10}}.")
-        kwargs["cost"] = meta["cost"]
-    if meta.get("seed") is not None:
-        try:
-            kwargs["seed"] = int(meta["seed"])
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{source}: 'seed' must be an integer, got {meta['seed']!r}.") from None
-    if meta.get("preprocessing"):
-        kwargs["preprocessing"] = tuple(str(x) for x in meta["preprocessing"])
+    for key in ("metric", "estimator", "notes", "cost", "seed"):
+        if getattr(parsed, key) is not None:
+            kwargs[key] = getattr(parsed, key)
+    if parsed.preprocessing:
+        kwargs["preprocessing"] = tuple(parsed.preprocessing)
     for key in ("uncertainty", "counts"):
-        if meta.get(key) is not None:
+        if (meta or {}).get(key) is not None:
             kwargs[key] = _as_matrix(meta[key], source, key)
+    if not isinstance(names, (list, tuple)):
+        raise InvalidInputError(f"{source}: 'names' must be a list of task names, found {describe(names)}.")
+    names = [strict_name(x, f"{source}: task name at position {i}") for i, x in enumerate(names)]
     try:
         return AffinityMatrix(names=names, values=values, **kwargs)
     except InvalidInputError as exc:
@@ -99,48 +166,105 @@ def _build(source: str, names: Any, values: Any, meta: dict[str, Any] | None = N
         raise InvalidInputError(str(exc).replace("affinity matrix", source, 1)) from None
 
 
-def _as_matrix(obj: Any, source: str, key: str) -> np.ndarray:
+def _as_matrix(obj: Any, source: str, key: str, maybe_bool: bool = True) -> np.ndarray:
+    """A JSON array of rows as float64: numbers only (null where unknown), never text, booleans or lists."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "fiu":
+            raise InvalidInputError(f"{source}: {key!r} must hold numbers, found an array of {obj.dtype.name}.")
+        return obj.astype(np.float64)
+    if not isinstance(obj, list) or not all(isinstance(r, list) for r in obj):
+        raise InvalidInputError(f"{source}: {key!r} must be a list of rows (n x n list of lists), found {describe(obj)}.")
+    width = {len(r) for r in obj}
+    if len(width) > 1:
+        raise InvalidInputError(f"{source}: the rows of {key!r} differ in length ({min(width)} to {max(width)}); "
+                                "give an n x n table.")
     try:
-        # JSON has no NaN literal in strict mode; null marks an unknown entry.
-        return np.array([[np.nan if v is None else v for v in row] for row in obj], dtype=np.float64)
+        arr = np.array(obj)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{source}: {key!r} must be an n x n array of numbers (null where unknown).") from None
+        arr = np.array(obj, dtype=object)
+    if arr.dtype.kind in "fiu" and arr.ndim == 2 and not (maybe_bool and _has_bool(obj)):
+        return arr.astype(np.float64)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{source}: expected a 2-D matrix for {key!r}, got {arr.ndim}-D; give an n x n "
+                                "table of numbers.")
+    for i, row in enumerate(obj):
+        for j, v in enumerate(row):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise InvalidInputError(f"{source}: {key!r} entry [{i}, {j}] must be a number (null where unknown), "
+                                        f"found {describe(v)}.")
+    # JSON has no NaN literal in strict mode; null marks an unknown entry.
+    return np.array([[np.nan if v is None else float(v) for v in row] for row in obj], dtype=np.float64)
 
 
-def _parse_csv(data: bytes, source: str) -> AffinityMatrix:
+def _has_bool(rows: list) -> bool:
+    # numpy turns [True, 0.5] into [1.0, 0.5]; JSON true is not a number
+    return any(v is True or v is False for r in rows for v in r)
+
+
+_CELL = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*[+-]?(?:nan|inf|infinity)\s*"
+_ROW_OF_NUMBERS = re.compile(f"(?:{_CELL})(?:\x1f(?:{_CELL}))*", re.I | re.A)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time (io.StringIO would hold a 4-byte-per-character copy of it all)."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            yield text[start:]
+            return
+        yield text[start:stop + 1]
+        start = stop + 1
+
+
+def _parse_csv(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
     text = _decode(data, source)
+    if "\n" not in text and "\r" in text:  # old Mac line ends
+        text = text.replace("\r", "\n")
+    rows = (r for r in csv.reader(_lines(text)) if any(c.strip() for c in r))
     try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    except csv.Error as exc:
-        raise InvalidInputError(f"{source}: not valid CSV ({exc}).") from None
-    if len(rows) < 2:
-        raise InvalidInputError(
-            f"{source}: needs a header row of task names and one row per task; found {len(rows)} row(s).")
-    header = [c.strip() for c in rows[0][1:]]
-    names, values = [], []
-    for lineno, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header) + 1:
-            raise InvalidInputError(
-                f"{source}: line {lineno} has {len(row)} fields, the header has {len(header) + 1}; "
-                "every row needs its task name then one value per column.")
-        names.append(row[0].strip())
-        parsed = []
-        for col, cell in zip(header, row[1:]):
-            try:
-                parsed.append(float(cell))
-            except ValueError:
+        head = next(rows, None)
+        if head is None:
+            raise InvalidInputError(f"{source}: file is empty; expected an n x n affinity matrix.")
+        header = [strict_name(c, f"{source}: header column {j + 2}") for j, c in enumerate(head[1:])]
+        n = len(header)
+        # the shape is known from the header: refuse before a single value is parsed
+        _check_size(n, source, limits, per_entry=64)
+        names: list[str] = []
+        values = np.empty((n, n), dtype=np.float64)
+        for lineno, row in enumerate(rows, start=2):
+            if len(names) == n:
                 raise InvalidInputError(
-                    f"{source}: line {lineno}, column {col!r}: {cell.strip()!r} is not a number.") from None
-        values.append(parsed)
-    if len(names) != len(header):
+                    f"{source}: more than {n} rows for {n} columns; the matrix must be square (one row and one "
+                    "column per task).")
+            if len(row) != n + 1:
+                raise InvalidInputError(
+                    f"{source}: line {lineno} has {len(row)} fields, the header has {n + 1}; "
+                    "every row needs its task name then one value per column.")
+            names.append(strict_name(row[0], f"{source}: line {lineno}, first column"))
+            cells = row[1:]
+            joined = "\x1f".join(cells)
+            if joined.count("\x1f") != len(cells) - 1 or not _ROW_OF_NUMBERS.fullmatch(joined):
+                j = next(j for j, c in enumerate(cells) if "\x1f" in c or not _ROW_OF_NUMBERS.fullmatch(c))
+                raise InvalidInputError(
+                    f"{source}: line {lineno}, column {j + 2} (task {header[j]!r}): not a number written in plain "
+                    "decimal digits (0-9, '.', 'e'; no '_', no other scripts' digits).")
+            values[len(names) - 1] = np.array(cells, dtype=np.float64)
+    except csv.Error as exc:  # its messages describe the structure ("field larger than field limit"), not the data
+        raise InvalidInputError(f"{source}: not valid CSV ({str(exc)[:80]}).") from None
+    if len(names) < 1:
         raise InvalidInputError(
-            f"{source}: {len(names)} rows but {len(header)} columns; the matrix must be square (one row and one column per task).")
+            f"{source}: needs a header row of task names and one row per task; found 1 row(s).")
+    if len(names) != n:
+        raise InvalidInputError(
+            f"{source}: {len(names)} rows but {n} columns; the matrix must be square (one row and one column per task).")
     if names != header:
-        diff = next(i for i, (a, b) in enumerate(zip(names, header)) if a != b) if len(set(names)) == len(names) else None
-        if sorted(names) == sorted(header) and len(set(names)) == len(names):
+        unique = len(set(names)) == len(names)
+        diff = next(i for i, (a, b) in enumerate(zip(names, header)) if a != b) if unique else None
+        if sorted(names) == sorted(header) and unique:
             # Same tasks, other order: reorder the columns to match the rows.
-            order = [header.index(x) for x in names]
-            values = [[row[j] for j in order] for row in values]
+            index = {x: j for j, x in enumerate(header)}
+            values = values[:, [index[x] for x in names]]
         else:
             where = f" (first difference at position {diff}: row {names[diff]!r}, column {header[diff]!r})" if diff is not None else ""
             raise InvalidInputError(
@@ -148,61 +272,111 @@ def _parse_csv(data: bytes, source: str) -> AffinityMatrix:
     return _build(source, names, values)
 
 
-def _parse_json(data: bytes, source: str) -> AffinityMatrix:
-    text = _decode(data, source)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+def _parse_json(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
+    # a JSON matrix of n tasks has about n*n separators: the size is known before the parse
+    commas = data.count(b",")
+    if limits.max_tasks is not None and math.isqrt(commas) > limits.max_tasks + 1:
+        limits.tasks(math.isqrt(commas), source, about="about ")
+    limits.memory(commas * 48.0, f"{source}: parsing {len(data) / 2**20:.0f} MB of JSON")
+    obj = loads_json(_decode(data, source), source)
     if not isinstance(obj, dict) or "names" not in obj or "values" not in obj:
         raise InvalidInputError(
             f"{source}: expected a JSON object with 'names' (list of task names) and 'values' (n x n list of lists).")
     if obj.get("format", FORMAT) != FORMAT:
-        raise InvalidInputError(f"{source}: format {obj.get('format')!r} is not {FORMAT!r}.")
+        shown = repr(obj["format"]) if isinstance(obj["format"], str) and len(obj["format"]) < 40 else describe(obj["format"])
+        raise InvalidInputError(f"{source}: format {shown} is not {FORMAT!r}.")
     version = obj.get("version", VERSION)
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > VERSION:
+        shown = version if isinstance(version, int) and not isinstance(version, bool) else describe(version)
         raise InvalidInputError(
-            f"{source}: written by a newer taskaffinity (format version {version!r}, this one reads {VERSION}); upgrade taskaffinity.")
+            f"{source}: written by a newer taskaffinity (format version {shown}, this one reads {VERSION}); upgrade taskaffinity."
+            if isinstance(version, int) and not isinstance(version, bool)
+            else f"{source}: 'version' must be a whole number, found {shown}.")
     if not isinstance(obj["names"], list):
-        raise InvalidInputError(f"{source}: 'names' must be a list of task names.")
+        raise InvalidInputError(f"{source}: 'names' must be a list of task names, found {describe(obj['names'])}.")
+    limits.tasks(len(obj["names"]), source)
     values = obj["values"]
     if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
         raise InvalidInputError(f"{source}: 'values' must be a list of rows (n x n list of lists).")
-    values = _as_matrix(values, source, "values")
+    # the booleans check walks every entry; a file without the words true/false holds none
+    values = _as_matrix(values, source, "values", maybe_bool=b"true" in data or b"false" in data)
     return _build(source, obj["names"], values, obj)
 
 
-def _parse_npz(data: bytes, source: str) -> AffinityMatrix:
+def _parse_npz(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
     if not data.startswith(b"PK"):  # np.load would take any other bytes for a pickle
         raise InvalidInputError(f"{source}: not a valid .npz file (not a zip archive of arrays); save it with numpy.savez.")
     try:
+        _check_npz_sizes(data, source, limits)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             files = set(npz.files)
             if not {"names", "values"} <= files:
+                shown = ", ".join(sorted(f for f in files if len(f) < 40 and f.isprintable())[:10])
                 raise InvalidInputError(
-                    f"{source}: .npz must hold arrays 'names' and 'values' (found: {', '.join(sorted(files)) or 'none'}).")
-            names = [str(x) for x in npz["names"].tolist()]
+                    f"{source}: .npz must hold arrays 'names' and 'values' (found: {shown or 'none'}).")
+            names_arr = npz["names"]
+            if names_arr.dtype.kind != "U" or names_arr.ndim != 1:
+                raise InvalidInputError(f"{source}: 'names' in the .npz must be a 1-D array of text, found a "
+                                        f"{names_arr.ndim}-D array of {names_arr.dtype.name}.")
+            names = [str(x) for x in names_arr.tolist()]
             values = npz["values"]
+            if values.dtype.kind not in "fiu":
+                raise InvalidInputError(f"{source}: 'values' in the .npz must hold numbers, found {values.dtype.name}.")
             meta = _npz_metadata(npz["metadata"], source) if "metadata" in files else {}
             for key in ("uncertainty", "counts"):
                 if key in files:
-                    meta[key] = npz[key].tolist()
+                    meta[key] = npz[key]
     except InvalidInputError:
         raise
     except ValueError as exc:
         raise InvalidInputError(f"{source}: cannot read .npz without pickle (it holds object arrays, which are never "
                                 "unpickled); save plain numeric and string arrays.") from None
-    except Exception as exc:  # zipfile.BadZipFile, OSError, ...
+    except Exception as exc:  # zipfile.BadZipFile, OSError, zlib.error, ...
         raise InvalidInputError(f"{source}: not a valid .npz file ({type(exc).__name__}).") from None
     return _build(source, names, values, meta)
 
 
+def _check_npz_sizes(data: bytes, source: str, limits: _Limits) -> None:
+    """Refuse an archive whose arrays would expand past the task limit or the memory budget.
+
+    Read from the zip directory (declared sizes) and each array's .npy header (shape, dtype), before
+    any array is decompressed: a 1 MB archive of zeros can declare gigabytes.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        if len(infos) > 64:
+            raise InvalidInputError(f"{source}: .npz holds {len(infos)} arrays; a matrix file holds at most 6.")
+        total = 0
+        for info in infos:
+            with zf.open(info) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _order, dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=10_000)
+                    else:
+                        shape, _order, dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=10_000)
+                except (ValueError, OSError, EOFError):
+                    raise InvalidInputError(f"{source}: not a valid .npz file (an entry is not a NumPy array).") from None
+            if dtype.hasobject:
+                raise InvalidInputError(f"{source}: cannot read .npz without pickle (it holds object arrays, which "
+                                        "are never unpickled); save plain numeric and string arrays.")
+            nbytes = int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
+            total += max(nbytes, info.file_size)
+            name = info.filename.removesuffix(".npy")
+            if name in ("values", "uncertainty", "counts", "names") and shape:
+                limits.tasks(int(shape[0]), source)
+        limits.memory(total * 2.0, f"{source}: expanding the .npz ({total / 2**20:.0f} MB of arrays)")
+
+
 def _npz_metadata(arr: np.ndarray, source: str) -> dict[str, Any]:
     """The ``metadata`` array of an .npz: one JSON object (a 0-d string array)."""
-    try:
-        meta = json.loads(str(arr.item() if arr.ndim == 0 else arr))
-    except (json.JSONDecodeError, ValueError):
+    if arr.dtype.kind != "U" or arr.ndim != 0:
         meta = None
+    else:
+        try:
+            meta = loads_json(str(arr.item()), f"{source} (metadata)")
+        except InvalidInputError:
+            meta = None
     if not isinstance(meta, dict):
         raise InvalidInputError(f"{source}: 'metadata' in the .npz must be one JSON object as a string "
                                 "(as write_affinity saves it); remove it or fix it.")

@@ -191,7 +191,7 @@ CASES = [
          ("m.csv", "inf", "finite number")),
     Case("csv-text-cell", "cli", "a word where a number belongs",
          lambda t, s: ("cli", group_cli(write(t / "m.csv", GOOD_MATRIX.replace("0.5,1", "high,1")))),
-         ("m.csv", "'high' is not a number")),
+         ("m.csv", "line 3, column 2", "not a number")),
     Case("csv-utf16", "cli", "UTF-16 encoded .csv",
          lambda t, s: ("cli", group_cli(write(t / "m.csv", GOOD_MATRIX.encode("utf-16")))), ("m.csv", "not UTF-8", "save")),
     Case("csv-latin1", "cli", "Latin-1 task names",
@@ -308,11 +308,11 @@ CASES = [
          lambda t, s: ("cli", estimate_cli(text_config(t, {"name": None}, BALANCED), s)), ("tasks[0]", "name")),
     Case("cfg-wrong-column", "config", "label: column that the file lacks",
          lambda t, s: ("cli", estimate_cli(text_config(t, {"label": "sentiment"}, BALANCED), s)),
-         ("train.csv", "no column 'sentiment'", "its columns are")),
+         ("train.csv", "no column 'sentiment'", "among its 2 columns")),
     Case("cfg-label-outside", "config", "a label outside the declared classes",
          lambda t, s: ("cli", estimate_cli(text_config(t, {"classes": ["pos", "neg"]},
                                                        text_rows(["pos", "neg", "meh"] * 10)), s)),
-         ("train.csv", "'meh'", "outside the classes")),
+         ("train.csv", "row 3", "outside the classes")),
     Case("cfg-one-class", "config", "a task whose labels are all one class",
          lambda t, s: ("cli", estimate_cli(text_config(t, {}, text_rows(["pos"] * 30)), s)),
          ("'t1'", "only one class", "two or more")),
@@ -325,11 +325,11 @@ CASES = [
          ("train.csv",)),
     Case("cfg-path-escape", "config", "a data path climbing out with ../..",
          lambda t, s: ("cli", estimate_cli(_escaping_config(t), s)),
-         ("train", "outside the allowed folders", "allow_paths")),
+         ("train", "outside the allowed folders", "--allow-path")),
     Case("cfg-symlink-escape", "config", "a data file that is a symlink to a file elsewhere",
          lambda t, s: ("cli", estimate_cli(_linked_data_config(t), s)), ("train", "outside the allowed folders")),
-    Case("cfg-allow-paths-type", "config", "allow_paths: given as a string",
-         lambda t, s: ("cli", estimate_cli(planted_config(t, allow_paths="/"), s)), ("allow_paths", "list")),
+    Case("cfg-allow-paths-type", "config", "allow_paths: in the config (a config may not widen its own sandbox)",
+         lambda t, s: ("cli", estimate_cli(planted_config(t, allow_paths="/"), s)), ("allow_paths", "--allow-path")),
     Case("api-config-missing", "api", "load_run_config on a missing file",
          lambda t, s: _api(_config_api(t / "absent.yaml")), ("absent.yaml", "does not exist")),
     # ---- uploads to the dashboard
@@ -486,8 +486,9 @@ def test_good_inputs_pass_the_same_paths(tmp_path):
     assert len(load_run_config(text_config(tmp_path, {}, BALANCED)).taskset.names) == 1
     assert len(load_run_config(planted_config(tmp_path)).taskset.names) == 3
     allowed = write(tmp_path.parent / "shared_elsewhere" / "train.csv", BALANCED)
-    cfg = text_config(tmp_path / "c2", {"train": str(allowed)}, allow_paths=[str(allowed.parent)])
-    assert list(load_run_config(cfg).taskset.names) == ["t1"]  # an explicitly allowed folder outside is fine
+    cfg = text_config(tmp_path / "c2", {"train": str(allowed)})
+    # a folder outside, allowed by whoever starts the run (--allow-path), is fine
+    assert list(load_run_config(cfg, allow_paths=[allowed.parent]).taskset.names) == ["t1"]
 
 
 if __name__ == "__main__":  # print the catalogue table of RELIABILITY.md

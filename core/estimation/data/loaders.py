@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, Task, TaskSet
+from core.validate import loads_json
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "hf_disk")
 MIN_EXAMPLES = 4
@@ -71,22 +72,31 @@ def read_table(path: str | Path, fmt: str | None = None, *, header: bool = True,
             with open(path, encoding="utf-8-sig") as fh:
                 for i, line in enumerate(fh, 1):
                     if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise InvalidInputError(f"{path}, line {i}: not valid JSON ({exc.msg}).") from None
+                        # bounded depth, finite numbers; errors name the line, never its text
+                        rows.append(loads_json(line, f"{path}, line {i}"))
             if rows and not all(isinstance(r, dict) for r in rows):
                 raise InvalidInputError(f"{path}: every JSONL line must be an object with named fields.")
             frame = pd.DataFrame(rows)
         else:
             frame = read_hf_disk(path, split)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, pd.errors.EmptyDataError) as exc:
         if isinstance(exc, InvalidInputError):
             raise
-        raise InvalidInputError(f"{path}: cannot read it as {fmt}: {str(exc).splitlines()[0]}") from None
+        raise InvalidInputError(f"{path}: cannot read it as {fmt}: {_parser_problem(exc)}") from None
     if len(frame) == 0:
         raise InvalidInputError(f"{path}: no rows.")
     return frame
+
+
+def _parser_problem(exc: BaseException) -> str:
+    """What a parser's exception says about the structure, without quoting the file's text."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+    first = (str(exc).splitlines() or [""])[0]
+    # pandas' tokenizer messages give line and field counts only; anything else may quote the input
+    if isinstance(exc, (pd.errors.ParserError, pd.errors.EmptyDataError)) and "'" not in first and '"' not in first:
+        return first[:160]
+    return type(exc).__name__
 
 
 def read_hf_disk(path: Path, split: str | None) -> pd.DataFrame:
@@ -132,7 +142,9 @@ def _read_arrow_folder(path: Path, split: str | None) -> pd.DataFrame:  # pragma
 def _column(frame: pd.DataFrame, column: str, source: str, role: str) -> list:
     if column not in frame.columns:
         raise InvalidInputError(
-            f"{source}: no column {column!r} (the {role} column); its columns are {list(map(str, frame.columns))}.")
+            # the header row is the file's text (a config may point at any file it may read): counted, not shown
+            f"{source}: no column {column!r} (the {role} column) among its {len(frame.columns)} columns; check the "
+            "name against the file's header row (or give header: false and columns:).")
     return frame[column].tolist()
 
 
@@ -201,9 +213,12 @@ def text_task(name: str, frames: Mapping[str, pd.DataFrame], *, text: str, label
         src = sources.get(split, f"task {name!r} {split}")
         outside = sorted(set(labels) - set(index))
         if outside:
+            # rows and counts, not the values: they are the file's content
+            row = next(i for i, v in enumerate(labels) if v not in index) + 1
+            known = f"the classes {declared}" if classes is not None else f"the {len(declared)} classes seen in train"
             raise InvalidInputError(
-                f"{src}: label(s) {outside[:5]} in column {label!r} are outside the classes {declared} of task {name!r}"
-                + ("" if classes is not None else " (seen in train); declare classes: to list them all") + ".")
+                f"{src}: {len(outside)} label value(s) in column {label!r} are outside {known} of task {name!r} (first "
+                f"at row {row})" + ("" if classes is not None else "; declare classes: to list them all") + ".")
         cap = {"train": max_train, "val": max_val, "test": max_test}[split]
         idx = np.arange(len(labels))
         if cap is not None and len(idx) > int(cap):
@@ -213,7 +228,9 @@ def text_task(name: str, frames: Mapping[str, pd.DataFrame], *, text: str, label
         y = np.array([index[labels[i]] for i in idx], dtype=np.int64)
         splits[split] = Split([texts[i] for i in idx], y)
     if len(declared) < 2:
-        raise InvalidInputError(f"task {name!r}: only one class ({declared}); a classification task needs two or more.")
+        shown = f" ({declared})" if classes is not None else ""
+        raise InvalidInputError(f"task {name!r}: only one class{shown} in column {label!r}; a classification task "
+                                "needs two or more.")
     return Task(name=name, **splits, kind="classification", metric=metric,
                 input_kind="text_pair" if text_pair else "text", n_classes=len(declared), label_names=tuple(declared),
                 group=group, info={"source": sources, "text": text, "text_pair": text_pair, "label": label})

@@ -32,16 +32,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.atomic import TMP_SUFFIX, atomic_write_text
-from core.errors import InvalidInputError, RunStateError
+from core.errors import InvalidInputError, RunStateError, TaskAffinityError
 from core.estimation.runs.lock import holder_of
 from core.matrix.affinity import AffinityMatrix
 from core.matrix.io import read_affinity, write_affinity
 from core.paths import inside_folder
+from core.validate import loads_json, read_text, schema_error
 
 RUN_FORMAT = "taskaffinity.run"
 RUN_VERSION = 1
@@ -68,6 +70,53 @@ def _jsonable(obj: Any) -> Any:
 def resumable(manifest: Mapping[str, Any]) -> bool:
     """Whether a manifest's run stopped before completing (interrupted, failed, or killed while running)."""
     return manifest.get("status") in RESUMABLE
+
+
+Number = Optional[float]
+
+
+class _Loose(BaseModel):
+    # strict types for the fields we read; other keys (added by later versions or by estimators) are kept
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class ManifestCost(_Loose):
+    trainings: Optional[int] = Field(None, ge=0)
+    seconds: Number = None
+    flops: Number = None
+    wall_seconds: Number = None
+
+
+class ManifestProgress(_Loose):
+    done: Optional[int] = None
+    total: Optional[int] = None
+
+
+class ManifestConfig(_Loose):
+    source: Optional[str] = None
+    raw: Optional[dict[str, Any]] = None
+    resolved: Optional[dict[str, Any]] = None
+
+
+class ManifestModel(_Loose):
+    """The fields of ``manifest.json`` that taskaffinity reads, with their types."""
+
+    format: str = RUN_FORMAT
+    version: int = RUN_VERSION
+    name: Optional[str] = Field(None, max_length=1000)
+    created: Optional[str] = Field(None, max_length=100)
+    status: Optional[str] = Field(None, max_length=100)
+    estimator: Optional[str] = Field(None, max_length=1000)
+    config: Optional[ManifestConfig] = None
+    seeds: Optional[list[int]] = None
+    split: Optional[str] = None
+    packages: Optional[dict[str, Any]] = None
+    data_hashes: Optional[dict[str, Any]] = None
+    cost: Optional[ManifestCost] = None
+    progress: Optional[ManifestProgress] = None
+    tasks: Optional[list[str]] = None
+    events: Optional[list[dict[str, Any]]] = None
+    planted_groups: Optional[list[list[str]]] = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +277,9 @@ class RunDir:
         Raises
         ------
         RunStateError
-            When the manifest is damaged, not a run manifest, or from a newer format version.
+            When the manifest is damaged (not JSON, nested too deep, a field of the wrong type: checked
+            against :class:`ManifestModel`), not a run manifest, or from a newer format version. Nothing
+            else escapes, whatever the file holds.
         """
         mpath = self.manifest_path
         if mpath.exists():
@@ -236,16 +287,21 @@ class RunDir:
         if not mpath.is_file():
             return {"format": RUN_FORMAT, "version": RUN_VERSION, "name": self.path.name, "status": "complete"}
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RunStateError(f"{mpath}: manifest is not valid JSON ({exc}); the run folder is damaged.") from None
+            manifest = loads_json(read_text(mpath, f"{mpath}: manifest"), f"{mpath}: manifest")
+        except TaskAffinityError as exc:
+            raise RunStateError(f"{str(exc).rstrip('.')}; the run folder is damaged.") from None
         if not isinstance(manifest, dict) or manifest.get("format", RUN_FORMAT) != RUN_FORMAT:
             raise RunStateError(f"{mpath}: not a taskaffinity run manifest.")
         version = manifest.get("version", RUN_VERSION)
-        if not isinstance(version, int) or version > RUN_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > RUN_VERSION:
             raise RunStateError(
-                f"{mpath}: run folder format version {version!r} is newer than this taskaffinity reads "
+                f"{mpath}: run folder format version {version} is newer than this taskaffinity reads "
                 f"({RUN_VERSION}); upgrade taskaffinity.")
+        try:
+            ManifestModel.model_validate(manifest)
+        except ValidationError as exc:
+            msg = str(schema_error(exc, f"{mpath}: manifest field")).rstrip(".")
+            raise RunStateError(f"{msg}; the run folder is damaged.") from None
         return manifest
 
     def read_plan(self) -> dict[str, Any]:
@@ -414,7 +470,8 @@ class RunFolder:
         try:
             return pd.read_csv(path)
         except Exception as exc:
-            raise InvalidInputError(f"{path}: cannot read the results table ({type(exc).__name__}: {exc}).") from None
+            # not the parser's text: it can quote the file's content
+            raise InvalidInputError(f"{path}: cannot read the results table ({type(exc).__name__}).") from None
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import InvalidInputError, TaskAffinityError
 from core.estimation.models.backends.base import Backend, MultiTaskNet, task_seed
 from core.registry import Registry
 
@@ -19,9 +20,22 @@ BACKENDS: Registry[type[Backend]] = Registry("backend", {
 }, check=lambda obj: isinstance(obj, type) and issubclass(obj, Backend))
 
 
-def get_backend(name: str, **options: Any) -> Backend:
-    """A configured backend; unknown names and options fail with a message naming them."""
-    return BACKENDS.get(name)(**options)
+def get_backend(name: str, /, **options: Any) -> Backend:
+    """A configured backend; unknown names and options fail with a message naming them.
+
+    ``name`` is positional-only, so an option called ``name`` reaches the backend (which refuses it).
+    An option of the wrong type (``hidden: [a]``, ``max_length: {}``) that a backend's ``int()`` /
+    ``float()`` rejects is reported as one line naming the backend, never as a TypeError.
+    """
+    cls = BACKENDS.get(name)
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TaskAffinityError):
+            raise
+        raise InvalidInputError(
+            f"backend {name!r}: an option has the wrong type ({type(exc).__name__}); check training.options "
+            f"({', '.join(sorted(map(str, options))) or 'none given'}) against the backend's documentation.") from None
 
 
 __all__ = ["BACKENDS", "Backend", "MultiTaskNet", "task_seed", "get_backend"]
