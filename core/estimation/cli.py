@@ -17,7 +17,7 @@ from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.orchestrator import run_estimation
 from core.matrix.transfer import negative_transfers
-from core.validate import loads_yaml
+from core.inputs import loads_yaml
 
 
 def _option(text: str) -> tuple[str, Any]:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from core.errors import InvalidInputError
-from core.matrix.affinity import AffinityMatrix
 from core.grouping.base import GroupingResult
+from core.inputs import loads_json
+from core.matrix.affinity import AffinityMatrix
 
 FORMAT = "taskaffinity.grouping"
 VERSION = 1
@@ -57,8 +58,8 @@ def read_grouping(path: str) -> list[list[str]]:
         raise InvalidInputError(f"--grouping {p}: not UTF-8 text; give the CSV or JSON grouping export.") from None
     if p.suffix.lower() == ".json":
         try:
-            rec = json.loads(text)
-        except json.JSONDecodeError:
+            rec = loads_json(text, f"--grouping {p}")
+        except InvalidInputError:
             raise InvalidInputError(f"--grouping {p}: not valid JSON; give the JSON grouping export.") from None
         groups = rec.get("groups") if isinstance(rec, dict) else None
         if (not isinstance(groups, list) or not groups

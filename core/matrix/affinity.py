@@ -12,13 +12,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from core.errors import InvalidInputError, UnknownNameError
-from core.validate import describe, name_problem
+from core.inputs import describe, name_problem
 
 DIRECTION = "row=source (trained with), column=target (evaluated on); higher is better"
 
 
 def validate_names(names: Sequence[str], n: int | None = None, *, source: str = "affinity matrix") -> tuple[str, ...]:
-    """Return names as a tuple after checking they are unique, usable names (:func:`core.validate.name_problem`)."""
+    """Return names as a tuple after checking they are unique, usable names (:func:`core.inputs.name_problem`)."""
     out = []
     for i, x in enumerate(names):
         if x is None or isinstance(x, (list, tuple, dict, set, bytes, bool)):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.matrix.affinity import AffinityMatrix
 from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import InvalidInputError
-from core.validate import check_memory, describe, loads_json, schema_error, strict_name
+from core.inputs import check_memory, describe, loads_json, schema_error, strict_name
 
 FORMAT = "taskaffinity.affinity"
 VERSION = 1
@@ -78,7 +78,7 @@ def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file", max
     The matrix's size is checked before its values are expanded in memory: CSV by its header row,
     JSON by its number of separators, NPZ by the array shapes in the archive's headers. A matrix
     of more than ``max_tasks`` tasks, or one whose parse would need more memory than
-    :func:`core.validate.memory_budget` (or ``max_memory`` bytes), is refused first; ``limit_hint``
+    :func:`core.inputs.memory_budget` (or ``max_memory`` bytes), is refused first; ``limit_hint``
     says what to do about it.
     """
     if not data or data.isspace():  # (not data.strip(): a copy of a file that may be large)
@@ -387,7 +387,9 @@ def to_json_dict(matrix: AffinityMatrix) -> dict[str, Any]:
     """The self-describing JSON object of ``matrix``."""
     out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "names": list(matrix.names),
                            "values": matrix.values.tolist()}
-    out.update(matrix.metadata())
+    # a non-finite cost (FLOPs unknown for trainings run elsewhere) is written as null: strict JSON has no NaN
+    out.update({k: ({c: (None if isinstance(v, float) and not np.isfinite(v) else v) for c, v in v.items()}
+                    if k == "cost" and isinstance(v, dict) else v) for k, v in matrix.metadata().items()})
     for key in ("uncertainty", "counts"):
         arr = getattr(matrix, key)
         if arr is not None:

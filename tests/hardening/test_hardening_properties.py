@@ -28,7 +28,7 @@ from core.matrix.affinity import AffinityMatrix  # noqa: E402
 from core.errors import InvalidInputError, TaskAffinityError  # noqa: E402
 from core.grouping.api import GROUPING_METHODS, group  # noqa: E402
 from core.matrix.io import parse_affinity, read_affinity, write_affinity  # noqa: E402
-from core.validate import name_problem  # noqa: E402
+from core.inputs import name_problem  # noqa: E402
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -161,7 +161,7 @@ def valid_matrices(draw, min_n=2, max_n=6, values=None):
     n = draw(st.integers(min_n, max_n))
     if values is None:  # one matrix in four may hold extreme values
         values = FINITE if draw(st.integers(0, 3)) == 0 else MODERATE
-    # names the rules accept (core.validate.name_problem: no control characters, NFC, not 'nan'):
+    # names the rules accept (core.inputs.name_problem: no control characters, NFC, not 'nan'):
     # every other name is refused when the matrix is built, so it can never be written
     names = draw(st.lists(NAME.map(str.strip).filter(lambda x: name_problem(x) is None), min_size=n, max_size=n,
                           unique=True))

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) of the validation layer every file goes through (core.validate and its users:
+"""Property tests (hypothesis) of the validation layer every file goes through (core.inputs and its users:
 the matrix reader, the run-config reader, the manifest reader).
 
 The contract: whatever the bytes, a reader returns the data or raises a TaskAffinityError with a
@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError  # noqa: E402
 from core.estimation.runs.folder import RunDir  # noqa: E402
 from core.matrix.io import parse_affinity, to_csv_text, to_json_dict  # noqa: E402
-from core.validate import (MAX_DEPTH, MAX_NODES, bracket_depth, expanded_size, loads_json,  # noqa: E402
+from core.inputs import (MAX_DEPTH, MAX_NODES, bracket_depth, expanded_size, loads_json,  # noqa: E402
                            loads_yaml, name_problem)
 
 PROPS = settings(max_examples=60, deadline=None, derandomize=True,

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, Task, TaskSet
-from core.validate import loads_json
+from core.inputs import loads_json
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "hf_disk")
 MIN_EXAMPLES = 4

@@ -18,7 +18,6 @@ names the plan or the command line gave).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -30,6 +29,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from core.estimation.runs.store import Job, subset_key
+from core.inputs import loads_json
 
 MAX_RESULTS_BYTES = 512 << 20
 FORMATS = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
@@ -183,8 +183,8 @@ def _read_jsonl(path: Path, where: str) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
+                obj = loads_json(line, f"{where}: line {i}")
+            except InvalidInputError:
                 raise InvalidInputError(f"{where}: line {i} is not valid JSON; give one JSON object a line.") from None
             if not isinstance(obj, dict):
                 raise InvalidInputError(f"{where}: line {i} is not a JSON object; give one object a line "

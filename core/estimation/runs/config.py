@@ -50,7 +50,7 @@ from core.estimation.data.embeddings import cache_root
 from core.estimation.data.tasks import Task, TaskSet
 from core.estimation.models.training import TrainSpec
 from core.paths import config_roots, confine
-from core.validate import check_tree, describe, loads_yaml, name_problem, read_text, schema_error
+from core.inputs import check_tree, describe, loads_yaml, name_problem, read_text, schema_error
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MAX_CONFIG_BYTES = 10 * 2**20

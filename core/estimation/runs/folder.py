@@ -40,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.atomic import TMP_SUFFIX, atomic_write_text
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError
 from core.estimation.runs.lock import holder_of
+from core.inputs import loads_json, read_text, schema_error
 from core.matrix.affinity import AffinityMatrix
 from core.matrix.io import read_affinity, write_affinity
 from core.paths import inside_folder
-from core.validate import loads_json, read_text, schema_error
 
 RUN_FORMAT = "taskaffinity.run"
 RUN_VERSION = 1
@@ -311,8 +311,8 @@ class RunDir:
             raise RunStateError(f"{self.path}: no plan in this run folder; make one with python -m core plan.")
         inside_folder(path, self.path)
         try:
-            plan = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            plan = loads_json(path.read_text(encoding="utf-8"), f"{path}: plan")
+        except (UnicodeDecodeError, InvalidInputError):
             raise RunStateError(f"{path}: the plan is not valid JSON; the run folder is damaged.") from None
         if not isinstance(plan, dict) or not isinstance(plan.get("trainings"), list):
             raise RunStateError(f"{path}: not a taskaffinity plan; the run folder is damaged.")

@@ -35,6 +35,7 @@ from core.errors import InvalidInputError, RunStateError
 from core.estimation.runs.folder import RunDir
 from core.estimation.runs.lock import holder_of
 from core.evaluation.validation.plan import PLAN_COLUMNS, Plan
+from core.inputs import loads_json
 from core.paths import inside_folder
 
 FORMAT = "taskaffinity.validation"
@@ -123,8 +124,8 @@ class ValidationDir:
 
     def read_manifest(self) -> dict[str, Any]:
         try:
-            man = json.loads(self._read_text(self.manifest_path))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            man = loads_json(self._read_text(self.manifest_path), f"{self.manifest_path}: manifest")
+        except (UnicodeDecodeError, InvalidInputError):
             raise RunStateError(f"{self.manifest_path}: not valid JSON; the validation folder is damaged.") from None
         if not isinstance(man, dict) or man.get("format") != FORMAT:
             raise RunStateError(f"{self.manifest_path}: not a taskaffinity validation manifest.")
@@ -135,8 +136,8 @@ class ValidationDir:
 
     def read_plan(self) -> Plan:
         try:
-            return Plan.from_dict(json.loads(self._read_text(self.plan_json_path)))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return Plan.from_dict(loads_json(self._read_text(self.plan_json_path), f"{self.plan_json_path}"))
+        except (UnicodeDecodeError, InvalidInputError):
             raise RunStateError(f"{self.plan_json_path}: not valid JSON; the validation folder is damaged.") from None
 
     def read_summary(self) -> dict[str, Any] | None:
@@ -144,8 +145,8 @@ class ValidationDir:
         if not self.summary_path.is_file():
             return None
         try:
-            return json.loads(self._read_text(self.summary_path))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return loads_json(self._read_text(self.summary_path), f"{self.summary_path}")
+        except (UnicodeDecodeError, InvalidInputError):
             raise RunStateError(f"{self.summary_path}: not valid JSON; the validation folder is damaged.") from None
 
     def read_tasks(self) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from pydantic.errors import PydanticUserError
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import TaskSet
 from core.registry import Registry
-from core.validate import check_memory, schema_error
+from core.inputs import check_memory, schema_error
 
 FAMILIES: Registry[Callable[..., TaskSet]] = Registry("built-in task family", {
     "planted": "core.estimation.data.builtin.planted:planted_tasks",
