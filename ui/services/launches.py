@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from core.errors import InvalidInputError, RunStateError, TaskAffinityError
+from core.cli import write_crash_log
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.folder import RunDir
 from core.estimation.runs.orchestrator import run_estimation
@@ -134,9 +135,11 @@ class Launch:
             self._finish("interrupted", "stopped on request; resume it to continue")
         except TaskAffinityError as exc:
             self._finish("failed", str(exc))
-        except Exception as exc:  # a bug: the traceback goes to the server log (it names files), one line here
+        except Exception as exc:  # a bug: the traceback goes to a log file (it may quote inputs), one line here
             logging.getLogger("taskaffinity.runs").exception("run %s failed", self.id)
-            self._finish("failed", f"unexpected {type(exc).__name__}: {exc}")
+            log = write_crash_log(None, exc)
+            self._finish("failed", f"unexpected {type(exc).__name__} (a bug in taskaffinity, not in your input; "
+                         f"saved results are kept){'; details in the server log ' + log.name if log else ''}.")
         else:
             self._finish("complete", "")
 
