@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 # Installed only when the venv has no torch yet; override e.g. TORCH=torch to take your platform's default build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test sample-data bench
+.PHONY: install run test sample-data bench gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,3 +24,9 @@ test: install
 
 sample-data: install
 	$(PY) -m scripts.sample_data --out sample_data
+
+# Every GPU path (SDP solver, one training per backend, Grad-TAG, Ray with a GPU share) on CUDA, <= 8 min on one GPU;
+# writes bench/results/gpu_check.json + its BENCHMARKS.md section. Fails (exit 2) where there is no CUDA GPU;
+# `$(PY) -m bench.gpu_check --dry-run` checks the script itself on the CPU.
+gpu-check: install
+	$(PY) -m bench.gpu_check --device $(or $(DEVICE),cuda)

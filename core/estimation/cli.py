@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Any
 
+from core.devices import DEVICE_HELP, check_device
 from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.orchestrator import run_estimation
@@ -29,6 +30,13 @@ def _option(text: str) -> tuple[str, Any]:
     except InvalidInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return key.strip().replace("-", "_"), parsed
+
+
+def _device(text: str) -> str:
+    try:
+        return check_device(text, "--device")
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -53,6 +61,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-ship-code", action="store_true",
                    help="with --address: do not ship this taskaffinity's code to the nodes (they must have the same "
                         "version installed; a node with other code refuses the run)")
+    p.add_argument("--device", type=_device, metavar="DEVICE",
+                   help=f"where trainings run: {DEVICE_HELP} (default: the config's training.device, else auto)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the config's, else 0)")
     p.add_argument("--split", choices=("val", "test", "train"), help="split scored for affinities (default val)")
     p.add_argument("--subsets", type=int, help="higher-order: number of random subsets")
@@ -108,13 +118,17 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         run = run_estimation(config, out=args.out, estimator=args.estimator, options=options or None,
                              resume=args.resume, executor=args.executor, address=args.address,
-                             executor_options=exe_opts, seeds=args.seeds, split=args.split, progress=progress)
+                             executor_options=exe_opts, seeds=args.seeds, split=args.split, progress=progress,
+                             device=args.device)
     finally:
         close()
         signal.signal(signal.SIGTERM, previous)
     main = run.main
     cost = run.manifest.get("cost", {})
     print(f"run {run.path}: {run.status}; {main.estimator} affinity of {main.n} tasks -> {run.dir.affinity_csv_path}")
+    used = run.manifest.get("device", {}).get("used")
+    if used:
+        print(f"device: {used}")
     print(f"cost: {cost.get('trainings')} trainings, {cost.get('seconds', 0):.1f} s of training, "
           f"{cost.get('wall_seconds', 0):.1f} s wall" + (f", {cost['flops']:.3g} FLOPs" if cost.get("flops") else ""))
     neg = negative_transfers(main)

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Iterator
 
+from core.devices import DEVICE_HELP, check_device
 from core.errors import InvalidInputError
 from core.grouping.api import GROUPING_METHODS, group
 from core.grouping.sdp.relaxation import SOLVERS
@@ -97,6 +98,13 @@ def progress(step: str, enabled: bool = True, every: float = PROGRESS_EVERY_S) -
             print(f"... {step}: done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
 
 
+def _device(text: str) -> str:
+    try:
+        return check_device(text, "--device")
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("group", help="group tasks from an affinity matrix (CSV, JSON or NPZ)",
                               description=__doc__.split("\n\n")[0])
@@ -104,6 +112,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--k", required=True, type=_k_arg, metavar="K|auto", help="number of groups, or 'auto'")
     p.add_argument("--method", default="sdp", choices=list(GROUPING_METHODS))
     p.add_argument("--solver", default="auto", choices=list(SOLVERS), help="SDP solver (method sdp)")
+    p.add_argument("--device", type=_device, metavar="DEVICE",
+                   help=f"torch solver's device: {DEVICE_HELP} (default auto)")
     p.add_argument("--c", type=_positive_float, default=1.0, help="rounding threshold factor: link X[u,v] > c/n")
     p.add_argument("--no-refine", action="store_true", help="skip local refinement (method sdp)")
     p.add_argument("--diagonal", default="keep", choices=list(DIAGONAL_MODES), help="diagonal preprocessing")
@@ -129,9 +139,11 @@ def run(args: argparse.Namespace) -> int:
         pre = Preprocessing(diagonal=args.diagonal, transform=args.transform)
     opts: dict = {"preprocessing": pre}
     if args.method == "sdp":
-        opts.update(solver=args.solver, c=args.c, refine=not args.no_refine)
-    elif args.no_refine or args.c != 1.0 or args.solver != "auto":
-        raise InvalidInputError(f"--solver, --c and --no-refine apply to method sdp only, not {args.method!r}.")
+        if args.device is not None and args.solver == "cvxpy":
+            raise InvalidInputError("--device applies to the torch solver; add --solver torch (or drop --device).")
+        opts.update(solver=args.solver, c=args.c, refine=not args.no_refine, device=args.device)
+    elif args.no_refine or args.c != 1.0 or args.solver != "auto" or args.device is not None:
+        raise InvalidInputError(f"--solver, --device, --c and --no-refine apply to method sdp only, not {args.method!r}.")
     step = "choosing k (one SDP per candidate k, then the grouping)" if args.k == "auto" else f"grouping ({args.method})"
     with progress(step, not args.quiet):
         result = group(matrix, args.k, args.method, **opts)
@@ -147,5 +159,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"SDP value (upper bound): {result.sdp_value:.6g}   gap: {result.gap:.3g}")
     if "choose_k" in result.details:
         print(f"k chosen automatically: {result.details['choose_k']['reason']}")
+    if "device" in result.details:
+        print(f"solver device: {result.details['device']}")
     print(f"seconds: {result.seconds:.3f}")
     return 0

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from core.atomic import atomic_write_bytes
+from core.devices import check_device, resolve_device
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, TaskSet
 
@@ -55,8 +56,10 @@ def encoder_id(path: Path) -> str:
 class SentenceEncoder:
     """Mean-pooled transformer sentence embeddings (CPU or GPU), loaded lazily."""
 
-    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 128, batch_size: int = 64):
+    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 128, batch_size: int = 64,
+                 device: str = "auto"):
         self.path = check_model_path(path)
+        self.device = check_device(device, "encoder device")
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.id = encoder_id(self.path)
@@ -64,12 +67,11 @@ class SentenceEncoder:
 
     def _load(self):
         if self._model is None:
-            import torch
             from transformers import AutoModel, AutoTokenizer
 
             self._tok = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.path), local_files_only=True).eval()
-            self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self._device = resolve_device(self.device, "encoder device")
             self._model.to(self._device)
         return self._model
 

@@ -19,6 +19,7 @@ validation and test evaluations add their forward FLOPs. One-time feature prepar
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import weakref
@@ -28,11 +29,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from core.devices import check_device, resolve_device
 from core.errors import InvalidInputError
 from core.estimation.data.tasks import SPLITS, Split, Task, TaskSet
 from core.estimation.models.backends import BACKENDS, Backend, MultiTaskNet, get_backend, task_seed
 
 EVAL_CHUNK = 1024
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,11 @@ class TrainSpec:
         Stop after this many validations without improvement (0: never stop early,
         still restore the best weights).
     device : str
-        ``auto`` (GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        ``auto`` (GPU when present), ``cpu``, ``cuda`` or ``cuda:N`` (:mod:`core.devices`).
+    precision : {"fp32", "bf16"}
+        ``bf16``: mixed precision, the forward passes and losses of the training steps under
+        ``torch.autocast(bfloat16)`` (on CUDA, or on the CPU where the CPU supports it); weights,
+        optimizer state, gradients and evaluations stay float32.
     options : mapping
         Backend options (e.g. ``hidden`` for ``mlp``).
     """
@@ -69,6 +76,7 @@ class TrainSpec:
     patience: int = 3
     device: str = "auto"
     options: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InvalidInputError:
@@ -84,8 +92,9 @@ class TrainSpec:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (name == "lr" and v == 0):
                 raise bad(name, "must be a positive number" if name == "lr" else "must be a number >= 0")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise bad("device", "must be auto, cpu, cuda or cuda:N")
+        check_device(self.device, "training option device")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
         if not isinstance(self.options, Mapping):
             raise bad("options", "must be a mapping of backend options")
         object.__setattr__(self, "options", dict(self.options))
@@ -143,16 +152,6 @@ class SubsetOutcome:
 def perf(task: Task, score: TaskScore) -> float:
     """The score used in affinities: higher is always better."""
     return float(score.metric) if task.higher_is_better else -float(score.metric)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {device!r} was asked for but no CUDA GPU is available; use device: auto or cpu.")
-    return torch.device(device)
 
 
 # Prepared task sets, per (task set object, backend description): preparing is one-time work.
@@ -278,7 +277,7 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
     backend = get_backend(spec.backend, **spec.options)
     prepared = prepare_taskset(backend, taskset)
     names = prepared.check_names(tasks)
-    device = resolve_device(spec.device)
+    device = resolve_device(spec.device, "training option device")
     on_step = getattr(hooks, "on_step", None)
     on_eval = getattr(hooks, "on_eval", None)
 
@@ -299,7 +298,7 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
             batches = {n: backend.batch(prepared[n], streams[n].next(), device) for n in names}
             if on_step is not None:
                 on_step(step, net, optimizer, batches)
-            flops += _update(backend, prepared, net, optimizer, batches)
+            flops += _update(backend, prepared, net, optimizer, batches, spec.precision)
             step += 1
             if spec.eval_every and (step % spec.eval_every == 0 or step == spec.steps):
                 val_loss, f = _validation_loss(backend, prepared, net, names, device)
@@ -314,14 +313,23 @@ def train_multitask(taskset: TaskSet, tasks: Sequence[str], spec: TrainSpec, see
                         seed=seed, history=tuple(best.history))
 
 
+def _autocast(precision: str, device: torch.device) -> Any:
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _update(backend: Backend, prepared: TaskSet, net: MultiTaskNet, optimizer: Any,
-            batches: dict[str, tuple[Any, Any]]) -> float:
+            batches: dict[str, tuple[Any, Any]], precision: str = "fp32") -> float:
     """One optimizer step on the sum of the tasks' mean losses; returns its FLOPs."""
     optimizer.zero_grad(set_to_none=True)
     total, flops = 0.0, 0.0
-    for n, (x, y) in batches.items():
-        total = total + backend.loss(prepared[n], net(x, n), y).mean()
-        flops += backend.train_flops(net, n, x, len(y))
+    device = next(net.parameters()).device
+    with _autocast(precision, device):  # forward and losses only: autocast's rule, backward outside it
+        for n, (x, y) in batches.items():
+            total = total + backend.loss(prepared[n], net(x, n), y).float().mean()
+            flops += backend.train_flops(net, n, x, len(y))
     total.backward()
     optimizer.step()
     return flops

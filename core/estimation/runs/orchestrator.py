@@ -15,11 +15,12 @@ import platform
 import sqlite3
 import sys
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from core.devices import check_device, describe_device, resolve_device
 from core.errors import InvalidInputError, RunStateError
 from core.estimation.estimators.base import EstimationContext, Estimator, get_estimator
 from core.estimation.runs.executors import Executor, get_executor
@@ -119,6 +120,8 @@ def resolve(cfg: Any, estimator: str | Estimator | None, options: Mapping[str, A
 
 def spec_dict(spec: Any) -> dict[str, Any]:
     d = asdict(spec) if is_dataclass(spec) else dict(vars(spec))
+    if d.get("precision") == "fp32":  # the default, left out so that runs made before the option resume
+        d.pop("precision")
     return json.loads(json.dumps(d, default=str, sort_keys=True))
 
 
@@ -146,7 +149,8 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
                    options: Mapping[str, Any] | None = None, resume: bool = False,
                    executor: str | Executor = "local", address: str | None = None,
                    executor_options: Mapping[str, Any] | None = None, seeds: Sequence[int] | None = None,
-                   split: str | None = None, progress: Progress | None = None) -> RunFolder:
+                   split: str | None = None, progress: Progress | None = None,
+                   device: str | None = None) -> RunFolder:
     """Run an affinity estimation into the run folder ``out`` and return it (read back from disk).
 
     Parameters
@@ -171,10 +175,18 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
         The split scored for affinities (default ``val``).
     progress : callable, optional
         Called as ``progress(done, total, message)`` after each finished job (and at the start).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, optional
+        Where trainings run, overriding the config's ``training.device``. Recorded in the manifest
+        (asked for and used). CUDA asked for and absent fails here, before any training, when the
+        trainings run in this process; on Ray each worker resolves it (and fails the same way).
     """
     if out is None or not str(out).strip():  # Path("") is the current folder: never write a run there unasked
         raise InvalidInputError("--out is empty; name the run folder, e.g. --out runs/my-run.")
+    if device is not None:
+        check_device(device)
     cfg = _load_config(config)
+    if device is not None:
+        cfg = replace(cfg, spec=replace(cfg.spec, device=device))
     est, ctx = resolve(cfg, estimator, options, seeds, split)
     exe = get_executor(executor, address=address, **dict(executor_options or {}))
     try:
@@ -185,6 +197,7 @@ def run_estimation(config: Any, *, out: str | os.PathLike, estimator: str | Esti
 
 def _run(cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor, out: Path, resume: bool,
          progress: Progress | None) -> RunFolder:
+    device_record = _device_record(cfg.spec, exe)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"--out {out}: exists and is not a folder; choose a folder for the run.")
     # Reach the cluster before anything is prepared or written: a run that cannot start leaves no folder behind.
@@ -202,10 +215,23 @@ def _run(cfg: Any, est: Estimator, ctx: EstimationContext, exe: Executor, out: P
     with RunLock(run.lock_path) as lock:
         manifest = _open_manifest(run, cfg, resume, identity, data_hashes, ctx, started_before)
         run.clean_temporaries()  # left by writes a kill interrupted; this process holds the lock, so none is live
+        manifest["device"] = device_record
         if lock.stale:
             manifest.setdefault("events", []).append(
                 {"time": _now(), "event": f"took over a stale lock of dead process {lock.stale.get('pid')}"})
         return _execute(run, cfg, est, ctx, exe, manifest, progress)
+
+
+def _device_record(spec: Any, exe: Executor) -> dict[str, str]:
+    """The device asked for and the one used (resolved now when trainings run in this process).
+
+    The device is part of the spec, hence of the run's identity: a run is not resumed on another
+    device, since CPU and GPU kernels do not give bit-identical trainings.
+    """
+    asked = str(getattr(spec, "device", "auto"))
+    if getattr(exe, "name", "local") == "local":
+        return {"requested": asked, "used": describe_device(resolve_device(asked))}
+    return {"requested": asked, "used": f"resolved by each {exe.name} worker"}
 
 
 def _open_manifest(run: RunDir, cfg: Any, resume: bool, identity: dict, data_hashes: dict,

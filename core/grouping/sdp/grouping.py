@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core.devices import check_device, describe_device
 from core.errors import InvalidInputError, UnknownNameError
 from core.grouping.base import BaseGrouping
 from core.grouping.objective import average_density
@@ -110,6 +111,8 @@ class SDPGrouping(BaseGrouping):
             raise UnknownNameError(f"unknown rounding {self.rounding!r}; choose one of {', '.join(ROUNDINGS)}.")
         if self.solver not in SOLVERS:
             raise UnknownNameError(f"unknown SDP solver {self.solver!r}; choose one of {', '.join(SOLVERS)}.")
+        if self.device is not None:
+            check_device(self.device)
         if not isinstance(self.refine, (bool, np.bool_)):
             raise InvalidInputError(f"refine must be True or False, got {self.refine!r}.")
 
@@ -157,6 +160,8 @@ class SDPGrouping(BaseGrouping):
             c=float(self.c), threshold=float(self.c) / S.shape[0], rounding=self.rounding, chosen_rounding=name,
             rounded_objective=float(entry["rounded_objective"]), refine=bool(self.refine),
             candidates=[e for *_, e in scored], reused_solution=self._given is not None)
+        if sol.solver.startswith("torch"):  # the only solver that runs on a chosen device
+            self.details_["device"] = describe_device(self.device)
         return labels
 
     def fit(self, matrix, solution: SDPSolution | None = None) -> "SDPGrouping":

@@ -32,25 +32,15 @@ import math
 import numpy as np
 import torch
 
-from core.errors import InvalidInputError
+from core.devices import resolve_device
 from core.grouping.sdp.certify import BackendResult
 
 PHASE1_MAX_ITERS = 1500
 DEFAULT_MAX_ITERS = 6000
 CHECK_EVERY = 10
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``device`` as a torch device; None means CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"torch device {device!r} is not valid ({exc}); use 'cpu', 'cuda' or 'cuda:0'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"torch device {device!r} requested but CUDA is not available; use device='cpu'.")
-    return dev
+SKIP_AFTER_MISSES = 20  # full eigendecompositions in a row after the subspace iteration missed twice
+STALL_CHECKS = 6        # phase 1 hands over to ADMM after this many checks without 10% progress
+OVER_RELAX = 1.6        # ADMM over-relaxation (Eckstein & Bertsekas; convergent for any value in (0, 2))
 
 
 @contextlib.contextmanager
@@ -92,6 +82,8 @@ class _TopEig:
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         self.dev = dev
         self.full_calls = 0
+        self.misses = 0  # consecutive calls where subspace iteration did not converge
+        self.skip = 0    # calls left to go straight to the full eigendecomposition
 
     def _eigh_full(self, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.n
@@ -108,6 +100,12 @@ class _TopEig:
         ``accuracy`` is the largest accepted Ritz residual ``||B v - w v||``.
         """
         count = self.want if count is None else count
+        if self.skip > 0:  # the filter has been failing here: do not pay for it again yet
+            self.skip -= 1
+            lam, V = self._eigh_full(B)
+            self.Q = V[:, : self.block].contiguous()
+            self.cut = float(lam[self.block])
+            return lam[:count], V[:, :count]
         if self.full or count > self.block or self.Q is None:
             lam, V = self._eigh_full(B)
             if not self.full:
@@ -126,7 +124,14 @@ class _TopEig:
             if float(res) <= accuracy:
                 self.Q = Q
                 self.cut = float(w[-1])
+                self.misses = 0
                 return w[:count], Q[:, :count]
+        # Four filtered rounds did not converge (a crowded spectrum: noisy or unstructured matrices):
+        # they cost more than the full eigendecomposition that follows, so after two misses in a
+        # row skip them for a while (retrying now and then, as the iterate may become structured).
+        self.misses += 1
+        if self.misses >= 2:
+            self.skip = SKIP_AFTER_MISSES
         lam, V = self._eigh_full(B)
         self.Q = V[:, : self.block].contiguous()
         self.cut = float(lam[self.block])
@@ -220,7 +225,7 @@ def _violation(C: torch.Tensor, X: torch.Tensor, h: float) -> float:
 def solve_torch(S: np.ndarray, k: int | None, *, tol: float, max_iters: int | None, penalty: float | None,
                 device: str | None = None, seed: int = 0) -> BackendResult:
     """Solve the SDP with dual projected gradient, then ADMM if needed (see module docstring)."""
-    dev = resolve_device(device)
+    dev = resolve_device(device, "solver device")
     n = S.shape[0]
     max_iters = int(max_iters or DEFAULT_MAX_ITERS)
     with _cpu_threads(dev, n):
@@ -273,7 +278,7 @@ def _dual_gradient(prob: _Problem, tol: float, max_iters: int) -> dict:
                 return dict(status="optimal", iters=it, X=X, N=N, dual_residual=0.0)
             stall = stall + 1 if score > 0.9 * last_score else 0
             last_score = min(last_score, score)
-            if stall >= 15:  # no progress in 150 steps: the dual is nonsmooth here, hand over to ADMM
+            if stall >= STALL_CHECKS:  # no progress in 60 steps: the dual is nonsmooth here, hand over to ADMM
                 break
     return dict(status="max_iters", iters=it, X=best["X"], N=best["N"], dual_residual=0.0)
 
@@ -293,8 +298,11 @@ def _admm(prob: _Problem, tol: float, max_iters: int, start: dict) -> dict:
     for it in range(1, max_iters + 1):
         X = prob.project(Y - U + C / rho)
         Y_old = Y
-        Y = torch.clamp(X + U, min=0.0)
-        U = U + X - Y
+        # over-relaxed: the Y and U updates see a mix of the new X and the old Y (fewer iterations on
+        # the crowded spectra where ADMM does the work; each iteration is one full eigendecomposition)
+        Xr = OVER_RELAX * X + (1.0 - OVER_RELAX) * Y_old
+        Y = torch.clamp(Xr + U, min=0.0)
+        U = U + Xr - Y
         if it % CHECK_EVERY == 0 or it == max_iters:
             pres = float(torch.linalg.matrix_norm(X - Y)) / max(1.0, float(torch.linalg.matrix_norm(X)))
             dres = rho * float(torch.linalg.matrix_norm(Y - Y_old)) / max(1.0, float(torch.linalg.matrix_norm(C)))
