@@ -36,7 +36,6 @@ from threadpoolctl import threadpool_limits
 
 from core.errors import InvalidInputError, UnknownNameError
 from core.grouping.base import BaseGrouping
-from core.grouping.objective import average_density
 from core.grouping.refine import refine_from_starts
 from core.grouping.rounding import factor_roundings, fix_group_count, round_solution, threshold_sweep
 from core.grouping.sdp.relaxation import DEFAULT_TOL, SOLVERS, SDPSolution, solve_sdp
