@@ -316,3 +316,30 @@ def test_every_method_takes_the_same_refine_option(method):
         assert refined.details["refinement"]["moves"] + refined.details["refinement"]["swaps"] >= 1
     with pytest.raises(InvalidInputError, match="refine"):
         make_grouping(method, 2, refine="yes").fit(case.matrix)
+
+
+def test_choose_k_says_when_the_data_supports_no_k_above_one():
+    rng = np.random.default_rng(0)
+    noise = AffinityMatrix(names=[f"t{i}" for i in range(8)], values=rng.normal(size=(8, 8)),
+                           uncertainty=np.ones((8, 8)))
+    choice = choose_k(noise, [2, 3, 4], n_penalties=5, n_resamples=6)
+    assert choice.supported is False
+    assert choice.reason.startswith("the data does not support any k > 1")
+    assert all(0.0 <= row["stability"] < 0.8 or row["gain_z"] < 2 for row in choice.table)
+    assert "standard errors" in choice.noise
+
+
+def test_choose_k_finds_planted_k_stable_under_the_matrix_uncertainty():
+    case = planted_affinity([4, 3, 3], noise=0.2, seed=4)
+    m = case.matrix
+    m = AffinityMatrix(names=m.names, values=m.values, uncertainty=np.full((m.n, m.n), 0.2))
+    choice = choose_k(m, [2, 3, 4], n_penalties=5, n_resamples=6)
+    assert choice.k == 3 and choice.supported is True
+    row = next(r for r in choice.table if r["k"] == 3)
+    assert row["stability"] >= 0.8 and row["gain_z"] >= 2
+    assert "the matrix's standard errors" in choice.reason
+    json.dumps(choice.to_dict())
+    # A symmetric matrix without standard errors has no noise level: stability is not claimed.
+    sym = AffinityMatrix(names=m.names, values=(m.values + m.values.T) / 2)
+    unknown = choose_k(sym, [2, 3], n_penalties=5, n_resamples=6)
+    assert unknown.supported is None and "stability not measured" in unknown.reason
