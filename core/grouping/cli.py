@@ -48,6 +48,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--solver", default="auto", choices=list(SOLVERS), help="SDP solver (method sdp)")
     p.add_argument("--c", type=_positive_float, default=1.0, help="rounding threshold factor: link X[u,v] > c/n")
     p.add_argument("--no-refine", action="store_true", help="skip local refinement (method sdp)")
+    p.add_argument("--refine", action="store_true",
+                   help="refine spectral or lloyd by the SDP's moves and swaps (same setting for every method)")
     p.add_argument("--diagonal", default="keep", choices=list(DIAGONAL_MODES), help="diagonal preprocessing")
     p.add_argument("--transform", default="none", choices=list(TRANSFORMS), help="per-target transform")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         opts.update(solver=args.solver, c=args.c, refine=not args.no_refine)
     elif args.no_refine or args.c != 1.0 or args.solver != "auto":
         raise InvalidInputError(f"--solver, --c and --no-refine apply to method sdp only, not {args.method!r}.")
+    elif args.refine:
+        opts.update(refine=True)
     result = group(matrix, args.k, args.method, **opts)
     if args.json:
         print(json.dumps(result.to_dict()))
