@@ -333,7 +333,7 @@ def test_choose_k_finds_planted_k_stable_under_the_matrix_uncertainty():
     case = planted_affinity([4, 3, 3], noise=0.2, seed=4)
     m = case.matrix
     m = AffinityMatrix(names=m.names, values=m.values, uncertainty=np.full((m.n, m.n), 0.2))
-    choice = choose_k(m, [2, 3, 4], n_penalties=5, n_resamples=6)
+    choice = choose_k(m, [2, 3, 4], n_penalties=15, n_resamples=6)
     assert choice.k == 3 and choice.supported is True
     row = next(r for r in choice.table if r["k"] == 3)
     assert row["stability"] >= 0.8 and row["gain_z"] >= 2
