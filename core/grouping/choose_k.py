@@ -110,6 +110,9 @@ def default_k_range(n: int) -> list[int]:
     return list(range(2, hi + 1)) if hi >= 2 else [min(2, n)]
 
 
+#: Redraws by default, and the largest n that gets them by default (an SDP solve per redraw and k).
+DEFAULT_RESAMPLES = 10
+MAX_AUTO_RESAMPLE_TASKS = 40
 #: A supported k needs at least this stability (mean ARI with the full-data grouping) ...
 MIN_STABILITY = 0.8
 #: ... and a gain over one group of at least this many standard deviations (over the redraws).
@@ -118,7 +121,7 @@ MIN_GAIN_Z = 2.0
 
 def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None = None, *, method: str = "sdp",
              preprocessing: Preprocessing | None = None, solver: str = "auto", n_penalties: int = 25,
-             n_resamples: int = 10, seed: int = 0, **opts: Any) -> KChoice:
+             n_resamples: int | None = None, seed: int = 0, **opts: Any) -> KChoice:
     """Objective versus k over ``k_range`` and a suggested k (see the module docstring for the rules).
 
     Parameters
@@ -133,8 +136,10 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
         SDP solver for the fixed-k values and the penalty sweep.
     n_penalties : int
         Size of the lam grid of rule (b).
-    n_resamples : int
-        Redraws of the matrix for the stability rule (d); 0 turns it off.
+    n_resamples : int, optional
+        Redraws of the matrix for the stability rule (d); 0 turns it off. Default: 10 for up to
+        :data:`MAX_AUTO_RESAMPLE_TASKS` tasks, else 0 (each redraw costs one SDP solve per k; the
+        reason then says that stability was not measured).
     seed : int
         Seed of the redraws.
     **opts
@@ -149,6 +154,8 @@ def choose_k(matrix: AffinityMatrix | np.ndarray, k_range: Sequence[int] | None 
         raise InvalidInputError("choose_k: the range of k is empty; give at least one k.")
     if isinstance(n_penalties, bool) or not isinstance(n_penalties, int) or n_penalties < 2:
         raise InvalidInputError(f"n_penalties must be an integer >= 2, got {n_penalties!r}.")
+    if n_resamples is None:
+        n_resamples = DEFAULT_RESAMPLES if n <= MAX_AUTO_RESAMPLE_TASKS else 0
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
         raise InvalidInputError(f"n_resamples must be a whole number >= 0, got {n_resamples!r}.")
     S = symmetrize(m.values)
@@ -244,7 +251,9 @@ def _stability_rule(raw: AffinityMatrix, preprocessing: Preprocessing | None, S:
         row["gain_vs_one"] = float(row["objective"] - S.sum() / S.shape[0])
         row["all_alone"] = float(np.trace(S))
     if sd is None or n_resamples == 0:
-        return None if sd is None else "stability not measured (n_resamples = 0)"
+        return None if sd is None else (f"stability not measured: no redraws (n_resamples = 0; the default for more "
+                                        f"than {MAX_AUTO_RESAMPLE_TASKS} tasks, where each redraw costs an SDP solve "
+                                        "per k)")
     rng = np.random.default_rng(seed)
     aris: dict[int, list[float]] = {k: [] for k in ks}
     gains: dict[int, list[float]] = {k: [] for k in ks}
@@ -274,9 +283,10 @@ def _decide(rows: list[dict[str, Any]], suggestions: dict[str, int], noise: str 
     others = ", ".join(f"{r} {v}" for r, v in suggestions.items())
     if noise is None or "stability" not in rows[0]:
         k = suggestions["penalty"]
-        why = noise or "no noise level"
-        return k, None, (f"k={k}: the widest lam interval of the penalised SDP (rule penalty); stability not "
-                         f"measured ({why}), so this k is not known to be supported; rules: {others}")
+        why = noise or ("stability not measured: the matrix has no standard errors and is symmetric, so there is "
+                        "no noise level to redraw it with")
+        return k, None, (f"k={k}: the widest lam interval of the penalised SDP (rule penalty); {why}; so this k is "
+                         f"not known to be supported; rules: {others}")
     ok = [r for r in rows if r["k"] > 1 and r["stability"] >= MIN_STABILITY and r["gain_z"] >= MIN_GAIN_Z]
     if ok:
         penalty = next((r for r in ok if r["k"] == suggestions["penalty"]), None)
