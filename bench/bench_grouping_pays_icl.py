@@ -192,14 +192,79 @@ def main(argv=None) -> None:
         "task-average MSE (negative = better), seed-paired ± s.e.; `val density` = the grouping objective on the "
         "symmetrised val matrix.\n\n" + main_md + "\n" + verdict + "\n")
     print(body)
-    write_section("pays_icl" + ("_full" if args.full else ""),
-                  "Does grouping pay? In-context learning of function classes" + (" (full size)" if args.full else ""),
-                  "PYTHONPATH=. python bench/bench_grouping_pays_icl.py" + (" --full" if args.full else "")
-                  + (f" --steps {args.steps}" if args.steps else "")
-                  + (f" --eval-seeds {args.eval_seeds}" if args.eval_seeds else ""), body,
-                  {"names": names, "affinity": np.asarray(T.values).tolist(), "groupings": methods,
-                   "table": order, "rows": rows.to_dict(orient="records"), "wall_seconds": wall,
-                   "estimation_cost": cost, "trainings": trainer.trainings_})
+    name = "pays_icl" + ("_full" if args.full else "")
+    command = ("PYTHONPATH=. python bench/bench_grouping_pays_icl.py" + (" --full" if args.full else "")
+               + (f" --steps {args.steps}" if args.steps else "")
+               + (f" --eval-seeds {args.eval_seeds}" if args.eval_seeds else ""))
+    data = {"names": names, "affinity": np.asarray(T.values).tolist(), "groupings": methods,
+            "table": order, "rows": rows.to_dict(orient="records"), "wall_seconds": wall,
+            "estimation_cost": cost, "trainings": trainer.trainings_, "steps": cfg.spec.steps,
+            "eval_seeds": list(eval_seeds)}
+    body, data = with_earlier_runs(body, data, command, earlier_runs(name, command))
+    write_section(name, "Does grouping pay? In-context learning of function classes"
+                  + (" (full size)" if args.full else ""), command, body, data)
+
+
+def earlier_runs(name: str, command: str) -> list[dict]:
+    """Every earlier run of this section with another command (other steps or seeds): kept, never dropped."""
+    import json
+
+    path = ROOT / "bench" / "results" / f"{name}.json"
+    if not path.exists():
+        return []
+    rec = json.loads(path.read_text())
+    runs = list(rec["data"].get("earlier_runs", []))
+    if rec["command"] != command:
+        runs.insert(0, {"command": rec["command"], "run": rec["run"], "markdown": rec["markdown"].split(EARLIER)[0],
+                        "data": {k: v for k, v in rec["data"].items() if k != "earlier_runs"}})
+    return [r for r in runs if r["command"] != command]
+
+
+EARLIER = "\n---\n\n**Earlier run"
+
+
+def sdp_rank(data: dict) -> str:
+    grouped = [x for x in data["table"] if x.get("test rank") not in ("", None)]
+    line = next(x for x in grouped if "sdp" in str(x["chosen by"]))
+    return f"{line['test rank']} of {len(grouped)}"
+
+
+def setting(data: dict) -> str:
+    return f"{data.get('steps', '?')} steps, {len(data.get('eval_seeds', []))} eval seeds"
+
+
+def noise_line(data: dict) -> str:
+    """Range of the gaps between neighbouring ranks and of the seed-paired standard errors in one run's table."""
+    grouped = sorted((x for x in data["table"] if x.get("test rank") not in ("", None)), key=lambda x: x["test rank"])
+    mse = [float(x["mean test MSE"]) for x in grouped]
+    gaps = [b - a for a, b in zip(mse, mse[1:])]
+    ses = [float(str(x["vs all-in-one (MSE change)"]).split("±")[1]) for x in grouped
+           if "±" in str(x["vs all-in-one (MSE change)"])]
+    return f"{min(gaps):.4f}-{max(gaps):.4f} MSE, standard errors {min(ses):.3f}-{max(ses):.3f}"
+
+
+def with_earlier_runs(body: str, data: dict, command: str, earlier: list[dict]) -> tuple[str, dict]:
+    """This run's section with every earlier setting's table after it and one line comparing them all.
+
+    Reporting only the latest run would hide a setting whose result went the other way (the 300-step
+    run ranked the SDP's split 6 of 7, the 500-step run 1 of 7).
+    """
+    if not earlier:
+        return body, data
+    # "ran": set when a section is rebuilt from stored results, whose header then shows the rebuild time.
+    runs = [(setting(data) + (f", run {data['ran']}" if data.get("ran") else ""), command, data)] + [(setting(r["data"]) + f", run {r['run']}", r["command"], r["data"])
+                                               for r in earlier]
+    summary = ("**Every setting run, side by side** (SDP's two-group split, rank by mean test MSE among the 7 "
+               "two-group partitions): " + "; ".join(f"{when} (`{cmd}`): rank {sdp_rank(d)}" for when, cmd, d in runs)
+               + ". The val affinity matrices differ between the runs and so does the SDP's split. "
+               + "; ".join(f"{when.split(', run')[0]}: gaps between neighbouring ranks {noise_line(d)}"
+                           for when, _, d in runs)
+               + ". The gaps are no larger than the seed-paired standard errors (of each split against one model "
+               "on all classes), so neither rank is evidence that the SDP's split is better or worse than another "
+               "two-group split.\n\n")
+    old = "".join(f"{EARLIER}** (`{r['command']}`, {r['run']}, kept so that every setting run is reported):\n\n"
+                  f"{r['markdown'].rstrip()}\n" for r in earlier)
+    return summary + body + old, dict(data, earlier_runs=earlier)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def _grouping(key: str, method: str, k: int, c: float, refine: bool, pre: tuple,
         return result
     if method == "exhaustive":
         return ExhaustiveGrouping(k, preprocessing=_pre(pre)).fit(_matrix).result()
-    return group(_matrix, k, method, preprocessing=_pre(pre))
+    return group(_matrix, k, method, preprocessing=_pre(pre), refine=refine)  # same refinement as the SDP
 
 
 @st.cache_data(max_entries=16, show_spinner="Scanning k (objective versus k)…")

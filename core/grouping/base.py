@@ -84,6 +84,8 @@ class BaseGrouping(ABC):
         if self.preprocessing is not None and not isinstance(self.preprocessing, Preprocessing):
             raise InvalidInputError(
                 f"preprocessing must be a core.matrix.preprocess.Preprocessing or None, got {type(self.preprocessing).__name__}.")
+        if not isinstance(getattr(self, "refine", False), (bool, np.bool_)):  # every method takes refine=
+            raise InvalidInputError(f"refine must be True or False, got {self.refine!r}.")
 
     @abstractmethod
     def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:

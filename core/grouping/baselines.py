@@ -3,16 +3,21 @@
 Both are seeded (deterministic) and return exactly k non-empty groups: if the
 clustering yields fewer distinct labels, :func:`core.grouping.rounding.fix_group_count`
 splits on ``S`` (weakest maximum-spanning-tree link) until there are k.
-Neither refines its answer: they are the published baselines.
+By default neither refines its answer (the published baselines); ``refine=True``
+runs the same local search as the SDP method (:func:`core.grouping.refine.refine_partition`)
+so that comparisons can give every method the same refinement.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.errors import InvalidInputError
 from core.grouping.base import BaseGrouping
+from core.grouping.objective import average_density
+from core.grouping.refine import refine_partition
 from core.grouping.rounding import fix_group_count
 from core.matrix.preprocess import Preprocessing
 
@@ -51,14 +56,17 @@ class SpectralGrouping(BaseGrouping):
         Temperature of the exponential affinity (see :func:`spectral_affinity`).
     n_init : int, default 10
     random_state : int, default 0
+    refine : bool, default False
+        Refine the clustering by moves and swaps (as the SDP method does).
     preprocessing : Preprocessing or None
     """
 
     method = "spectral"
 
     def __init__(self, k: int, *, tau: float | str = "auto", n_init: int = 10, random_state: int = 0,
-                 preprocessing: Preprocessing | None = None) -> None:
+                 refine: bool = False, preprocessing: Preprocessing | None = None) -> None:
         super().__init__(k, preprocessing=preprocessing)
+        self.refine = refine
         self.tau = tau
         self.n_init = n_init
         self.random_state = random_state
@@ -74,11 +82,11 @@ class SpectralGrouping(BaseGrouping):
         if k == 1:
             labels = np.zeros(S.shape[0], dtype=np.int64)
         else:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), threadpool_limits(1):  # one thread: see rows_kmeans_labels
                 warnings.simplefilter("ignore")  # "graph is not fully connected" on near-zero affinities
                 labels = SpectralClustering(n_clusters=k, affinity="precomputed", n_init=self.n_init,
                                             random_state=self.random_state).fit_predict(A)
-        labels, info = fix_group_count(labels, k, S)
+        labels, info = _maybe_refine(S, *fix_group_count(labels, k, S), self.refine)
         self.tau_ = tau
         self.details_.update(tau=tau, affinity="exp((S - max S) / tau)", n_init=self.n_init,
                              random_state=self.random_state, **info)
@@ -93,14 +101,17 @@ class LloydGrouping(BaseGrouping):
     k : int
     n_init : int, default 10
     random_state : int, default 0
+    refine : bool, default False
+        Refine the clustering by moves and swaps (as the SDP method does).
     preprocessing : Preprocessing or None
     """
 
     method = "lloyd"
 
-    def __init__(self, k: int, *, n_init: int = 10, random_state: int = 0,
+    def __init__(self, k: int, *, n_init: int = 10, random_state: int = 0, refine: bool = False,
                  preprocessing: Preprocessing | None = None) -> None:
         super().__init__(k, preprocessing=preprocessing)
+        self.refine = refine
         self.n_init = n_init
         self.random_state = random_state
 
@@ -111,10 +122,10 @@ class LloydGrouping(BaseGrouping):
     def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:
         from sklearn.cluster import KMeans
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(1):  # one thread: see rows_kmeans_labels
             warnings.simplefilter("ignore")  # duplicate rows: fewer distinct clusters than k
             labels = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit_predict(T)
-        labels, info = fix_group_count(labels, k, S)
+        labels, info = _maybe_refine(S, *fix_group_count(labels, k, S), self.refine)
         self.details_.update(features="rows of T", n_init=self.n_init, random_state=self.random_state, **info)
         return labels
 
@@ -122,3 +133,12 @@ class LloydGrouping(BaseGrouping):
 def _check_positive_int(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _maybe_refine(S: np.ndarray, labels: np.ndarray, info: dict, refine: bool) -> tuple[np.ndarray, dict]:
+    """``labels`` after the SDP method's local search when ``refine``, with what it did in ``info``."""
+    info = dict(info, refine=bool(refine))
+    if refine:
+        info["clustered_objective"] = average_density(S, labels)
+        labels, info["refinement"] = refine_partition(S, labels)
+    return labels, info

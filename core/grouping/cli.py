@@ -116,6 +116,8 @@ def add_parser(subparsers) -> None:
                    help=f"torch solver's device: {DEVICE_HELP} (default auto)")
     p.add_argument("--c", type=_positive_float, default=1.0, help="rounding threshold factor: link X[u,v] > c/n")
     p.add_argument("--no-refine", action="store_true", help="skip local refinement (method sdp)")
+    p.add_argument("--refine", action="store_true",
+                   help="refine spectral or lloyd by the SDP's moves and swaps (same setting for every method)")
     p.add_argument("--diagonal", default="keep", choices=list(DIAGONAL_MODES), help="diagonal preprocessing")
     p.add_argument("--transform", default="none", choices=list(TRANSFORMS), help="per-target transform")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -144,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         opts.update(solver=args.solver, c=args.c, refine=not args.no_refine, device=args.device)
     elif args.no_refine or args.c != 1.0 or args.solver != "auto" or args.device is not None:
         raise InvalidInputError(f"--solver, --device, --c and --no-refine apply to method sdp only, not {args.method!r}.")
+    elif args.refine:
+        opts.update(refine=True)
     step = "choosing k (one SDP per candidate k, then the grouping)" if args.k == "auto" else f"grouping ({args.method})"
     with progress(step, not args.quiet):
         result = group(matrix, args.k, args.method, **opts)

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.errors import InvalidInputError
 from core.grouping.base import BaseGrouping
+from core.matrix.preprocess import Preprocessing
 
 MAX_TASKS = 12
 
@@ -130,6 +131,8 @@ class ExhaustiveGrouping(BaseGrouping):
     Parameters
     ----------
     k : int
+    refine : bool, default False
+        Accepted so that every method takes the same options; the optimum cannot be refined.
     preprocessing : Preprocessing or None
 
     Attributes
@@ -140,6 +143,10 @@ class ExhaustiveGrouping(BaseGrouping):
     """
 
     method = "exhaustive"
+
+    def __init__(self, k: int, *, refine: bool = False, preprocessing: Preprocessing | None = None) -> None:
+        super().__init__(k, preprocessing=preprocessing)
+        self.refine = refine
 
     def _fit_sorted(self, T: np.ndarray, S: np.ndarray, k: int) -> np.ndarray:
         labels, value = exhaustive_partition(S, k)

@@ -26,7 +26,7 @@ class PlantedCase:
 def planted_affinity(
     sizes: Sequence[int],
     *,
-    within: float = 1.0,
+    within: float | Sequence[float] = 1.0,
     between: float = -0.5,
     noise: float = 0.3,
     asym_noise: float = 0.1,
@@ -36,7 +36,8 @@ def planted_affinity(
 ) -> PlantedCase:
     """Build an affinity matrix with planted groups of the given ``sizes``.
 
-    Entry ``[u, v]`` is ``within`` when u and v share a group and ``between``
+    Entry ``[u, v]`` is ``within`` (or ``within[g]`` for group g, when a sequence
+    gives each group its own level) when u and v share a group and ``between``
     otherwise (negative: transfer across groups hurts), plus symmetric Gaussian
     noise of standard deviation ``noise`` and asymmetric noise of ``asym_noise``.
     ``scale_spread`` > 0 multiplies each target column by ``exp(N(0, scale_spread))``,
@@ -63,14 +64,15 @@ def planted_affinity(
         labels = rng.permutation(labels)
     n = labels.size
     same = labels[:, None] == labels[None, :]
-    base = np.where(same, within, between).astype(np.float64)
+    level = np.broadcast_to(np.asarray(within, dtype=np.float64), (len(sizes),))  # one level per group
+    base = np.where(same, level[labels][:, None], between).astype(np.float64)
     sym = rng.normal(0.0, noise, size=(n, n))
     sym = (sym + sym.T) / np.sqrt(2.0)
     values = base + sym + rng.normal(0.0, asym_noise, size=(n, n))
     if scale_spread > 0:
         values = values * np.exp(rng.normal(0.0, scale_spread, size=n))[None, :]
     names = [f"t{i:0{len(str(n - 1))}d}" for i in range(n)]
-    params = dict(sizes=list(sizes), within=within, between=between, noise=noise, asym_noise=asym_noise,
+    params = dict(sizes=list(sizes), within=np.asarray(within, dtype=np.float64).tolist(), between=between, noise=noise, asym_noise=asym_noise,
                   scale_spread=scale_spread, seed=seed)
     matrix = AffinityMatrix(names=names, values=values, metric="planted", estimator="planted", seed=seed,
                             notes=f"planted groups of sizes {list(sizes)}")

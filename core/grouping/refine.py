@@ -18,6 +18,8 @@ order, which the estimators make name order.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from core.grouping.objective import average_density
@@ -52,59 +54,132 @@ def refine_partition(S: np.ndarray, labels: np.ndarray, *, tol: float | None = N
     n = S.shape[0]
     _, labels = np.unique(np.asarray(labels), return_inverse=True)
     labels = labels.astype(np.int64)
-    k = int(labels.max()) + 1
     tol = 1e-12 * (1.0 + float(np.abs(S).max())) * n if tol is None else float(tol)
     max_rounds = 20 * n if max_rounds is None else int(max_rounds)
-    diag = np.diag(S)
     start = average_density(S, labels)
-    n_moves = n_swaps = rounds = 0
-    converged = False
+    counts = dict(moves=0, swaps=0)
+    rounds, converged = 0, False
     while rounds < max_rounds:
-        onehot = np.zeros((n, k))
-        onehot[np.arange(n), labels] = 1.0
-        sizes = onehot.sum(axis=0)
-        sC = S @ onehot                       # s_C(u)
-        W = (onehot * sC).sum(axis=0)         # W(C)
-        own = sC[np.arange(n), labels]        # s_A(u), A = own group
-        a_size = sizes[labels]
-        # Moves: gain[u, B].
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w_a_new = W[labels] - 2.0 * own + diag
-            loss_a = np.where(a_size > 1, w_a_new / (a_size - 1), -np.inf) - W[labels] / a_size
-            gain_b = (W[None, :] + 2.0 * sC + diag[:, None]) / (sizes[None, :] + 1.0) - W[None, :] / sizes[None, :]
-        move_gain = loss_a[:, None] + gain_b
-        move_gain[np.arange(n), labels] = -np.inf
-        best_move = float(move_gain.max())
-        best_swap = -np.inf
-        if swaps and k > 1:
-            # Swap u (in A) with v (in B): gain[u, v].
-            sA_v = sC[:, labels].T            # sA_v[u, v] = s_{A(u)}(v)
-            WA = W[labels][:, None]
-            WB = W[labels][None, :]
-            nA = sizes[labels][:, None]
-            nB = sizes[labels][None, :]
-            newA = WA - 2.0 * own[:, None] + diag[:, None] + 2.0 * sA_v - 2.0 * S + diag[None, :]
-            sB_u = sC[:, labels]              # sB_u[u, v] = s_{B(v)}(u)
-            newB = WB - 2.0 * own[None, :] + diag[None, :] + 2.0 * sB_u - 2.0 * S + diag[:, None]
-            swap_gain = (newA - WA) / nA + (newB - WB) / nB
-            swap_gain[labels[:, None] == labels[None, :]] = -np.inf
-            swap_gain[np.tril_indices(n)] = -np.inf  # each unordered pair once
-            best_swap = float(swap_gain.max())
-        if max(best_move, best_swap) <= tol:
+        stats = _group_stats(S, labels)
+        move_gain = _move_gains(S, labels, stats)
+        swap_gain = _swap_gains(S, labels, stats) if swaps and stats.k > 1 else None
+        step = _best_step(move_gain, swap_gain)
+        if step[0] <= tol:
             converged = True
             break
-        if best_move >= best_swap:
-            u, b = np.unravel_index(int(np.argmax(move_gain)), move_gain.shape)
-            labels[u] = b
-            n_moves += 1
-        else:
-            u, v = np.unravel_index(int(np.argmax(swap_gain)), swap_gain.shape)
-            labels[u], labels[v] = labels[v], labels[u]
-            n_swaps += 1
+        _apply_step(labels, step)
+        counts["moves" if step[1] == "move" else "swaps"] += 1
         rounds += 1
     end = average_density(S, labels)
     if end < start - 1e-9 * (1.0 + abs(start)):  # pragma: no cover - guards the closed forms
         raise AssertionError(f"refinement lowered the objective from {start} to {end}")
     _, labels = np.unique(labels, return_inverse=True)
-    return labels.astype(np.int64), dict(moves=n_moves, swaps=n_swaps, rounds=rounds, start_objective=start,
-                                         objective=end, converged=converged)
+    return labels.astype(np.int64), dict(moves=counts["moves"], swaps=counts["swaps"], rounds=rounds,
+                                         start_objective=start, objective=end, converged=converged)
+
+
+@dataclass
+class _GroupStats:
+    """Per-group sums of the current partition: ``sizes``, ``sC[u, C] = s_C(u)``, ``W[C]``, ``own[u] = s_A(u)``."""
+
+    k: int
+    sizes: np.ndarray
+    sC: np.ndarray
+    W: np.ndarray
+    own: np.ndarray
+
+
+def _group_stats(S: np.ndarray, labels: np.ndarray) -> _GroupStats:
+    n = labels.size
+    k = int(labels.max()) + 1
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), labels] = 1.0
+    sC = S @ onehot
+    return _GroupStats(k=k, sizes=onehot.sum(axis=0), sC=sC, W=(onehot * sC).sum(axis=0),
+                       own=sC[np.arange(n), labels])
+
+
+def _move_gains(S: np.ndarray, labels: np.ndarray, st: _GroupStats) -> np.ndarray:
+    """``gain[u, B]`` of moving u from its group A to B (-inf where A would empty or B = A)."""
+    n = labels.size
+    diag = np.diag(S)
+    a_size = st.sizes[labels]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_a_new = st.W[labels] - 2.0 * st.own + diag
+        loss_a = np.where(a_size > 1, w_a_new / (a_size - 1), -np.inf) - st.W[labels] / a_size
+        gain_b = ((st.W[None, :] + 2.0 * st.sC + diag[:, None]) / (st.sizes[None, :] + 1.0)
+                  - st.W[None, :] / st.sizes[None, :])
+    gain = loss_a[:, None] + gain_b
+    gain[np.arange(n), labels] = -np.inf
+    return gain
+
+
+def _swap_gains(S: np.ndarray, labels: np.ndarray, st: _GroupStats) -> np.ndarray:
+    """``gain[u, v]`` (u < v, different groups) of swapping u (in A) with v (in B); -inf elsewhere."""
+    n = labels.size
+    diag = np.diag(S)
+    sA_v = st.sC[:, labels].T            # sA_v[u, v] = s_{A(u)}(v)
+    sB_u = st.sC[:, labels]              # sB_u[u, v] = s_{B(v)}(u)
+    WA, WB = st.W[labels][:, None], st.W[labels][None, :]
+    nA, nB = st.sizes[labels][:, None], st.sizes[labels][None, :]
+    newA = WA - 2.0 * st.own[:, None] + diag[:, None] + 2.0 * sA_v - 2.0 * S + diag[None, :]
+    newB = WB - 2.0 * st.own[None, :] + diag[None, :] + 2.0 * sB_u - 2.0 * S + diag[:, None]
+    gain = (newA - WA) / nA + (newB - WB) / nB
+    gain[labels[:, None] == labels[None, :]] = -np.inf
+    gain[np.tril_indices(n)] = -np.inf  # each unordered pair once
+    return gain
+
+
+def _best_step(move_gain: np.ndarray, swap_gain: np.ndarray | None) -> tuple[float, str, int, int]:
+    """(gain, "move" or "swap", a, b) of the best step; a move wins ties (first index in each)."""
+    u, b = np.unravel_index(int(np.argmax(move_gain)), move_gain.shape)
+    best = (float(move_gain[u, b]), "move", int(u), int(b))
+    if swap_gain is not None:
+        u, v = np.unravel_index(int(np.argmax(swap_gain)), swap_gain.shape)
+        if float(swap_gain[u, v]) > best[0]:
+            best = (float(swap_gain[u, v]), "swap", int(u), int(v))
+    return best
+
+
+def _apply_step(labels: np.ndarray, step: tuple[float, str, int, int]) -> None:
+    _, kind, a, b = step
+    if kind == "move":
+        labels[a] = b
+    else:
+        labels[a], labels[b] = labels[b], labels[a]
+
+
+def refine_from_starts(S: np.ndarray, starts: list[np.ndarray], *, refine: bool = True) -> tuple[np.ndarray, dict]:
+    """Multi-start local search: refine every starting partition, keep the best.
+
+    Parameters
+    ----------
+    S : ndarray of shape (n, n)
+    starts : list of label arrays
+        Starting partitions, all with the same number of groups; earlier ones win ties.
+    refine : bool
+        With False, only score the starts and keep the best as it is.
+
+    Returns
+    -------
+    labels : ndarray
+        The best partition found.
+    info : dict
+        ``winner`` (index into ``starts``), ``rounded_objectives`` and ``objectives``
+        (per start, before and after refinement), ``objective`` (the winner's) and
+        ``refine`` (the winner's :func:`refine_partition` info, or None).
+    """
+    if not starts:
+        raise ValueError("refine_from_starts needs at least one starting partition")
+    S = np.asarray(S, dtype=np.float64)
+    before, after, results = [], [], []
+    for start in starts:
+        before.append(average_density(S, start))
+        labels, rinfo = refine_partition(S, start) if refine else (np.asarray(start), None)
+        after.append(rinfo["objective"] if refine else before[-1])
+        results.append((labels, rinfo))
+    # Highest objective; on exact ties the earliest start.
+    winner = max(range(len(starts)), key=lambda i: (after[i], -i))
+    labels, rinfo = results[winner]
+    return labels, dict(winner=winner, rounded_objectives=before, objectives=after, objective=after[winner],
+                        refine=rinfo)

@@ -149,3 +149,81 @@ def greedy_scan_rounding(X: np.ndarray, c: float = 1.0) -> np.ndarray:
         if assigned:
             current += 1
     return labels
+
+
+#: Levels of the threshold sweep with more than k + MAX_SWEEP_MERGES components are skipped.
+MAX_SWEEP_MERGES = 30
+
+
+def threshold_sweep(X: np.ndarray, k: int, max_merges: int = MAX_SWEEP_MERGES) -> list[np.ndarray]:
+    """Exactly-k roundings of X at every threshold where the threshold graph changes.
+
+    The components of ``(X + X')/2 > t`` only change when t passes the weight of an
+    edge of the maximum spanning tree of W (single linkage), so the n - 1 tree
+    edge weights are every distinct threshold there is. Each level's components
+    are brought to k groups by :func:`fix_group_count` on X. Levels with more than
+    ``k + max_merges`` components are skipped: from them the merges alone are
+    average-linkage clustering, which the coarser levels already start from, and
+    each merge costs O(n^2 k); for n <= k + max_merges + 1 (every n <= 31) no
+    level is skipped. Returns the distinct partitions, from the highest
+    threshold down, without duplicates.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    W = (X + X.T) / 2.0
+    n = W.shape[0]
+    if n == 1:
+        return [np.zeros(1, dtype=np.int64)]
+    tree = np.triu(_max_spanning_tree(W))
+    us, vs = np.nonzero(tree)
+    order = np.argsort(-W[us, vs], kind="stable")
+    parent = np.arange(n)
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = int(parent[a])
+        return a
+
+    levels = [np.arange(n)]
+    weights = W[us, vs][order]
+    for i, e in enumerate(order):
+        parent[root(int(us[e]))] = root(int(vs[e]))
+        # Record a level once every edge of equal weight has joined (one threshold, one level).
+        if i + 1 == len(order) or weights[i + 1] < weights[i]:
+            levels.append(np.array([root(a) for a in range(n)]))
+    levels = [lv for lv in levels if np.unique(lv).size <= k + max_merges]
+    return _distinct([fix_group_count(level, k, X)[0] for level in levels])
+
+
+def factor_roundings(X: np.ndarray, k: int, n_starts: int, seed: int = 0) -> list[np.ndarray]:
+    """Randomized roundings from a factor ``V`` of X (``X = V V'``): k Gaussian directions, each task to the best.
+
+    For each start, draw k directions ``r_j ~ N(0, I)`` and put task u in group
+    ``argmax_j <V_u, r_j>`` (the vector rounding of max-k-cut), then bring the
+    result to exactly k groups with :func:`fix_group_count`. Tasks whose rows of
+    V point the same way (a group of an exact partition matrix) stay together.
+    Seeded: the same ``seed`` gives the same roundings. Returns distinct partitions.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    X = (X + X.T) / 2.0
+    vals, vecs = np.linalg.eigh(X)
+    keep = vals > 1e-9 * max(1.0, float(vals.max()))
+    V = vecs[:, keep] * np.sqrt(vals[keep])[None, :]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(int(n_starts)):
+        labels = np.argmax(V @ rng.normal(size=(V.shape[1], k)), axis=1)
+        out.append(fix_group_count(labels, k, X)[0])
+    return _distinct(out)
+
+
+def _distinct(partitions: list[np.ndarray]) -> list[np.ndarray]:
+    """The partitions in order, each once (compared as partitions, not label arrays)."""
+    seen: set[bytes] = set()
+    out = []
+    for labels in partitions:
+        key = _first_appearance(labels).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(_first_appearance(labels))
+    return out

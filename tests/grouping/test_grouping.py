@@ -20,7 +20,6 @@ from core.grouping.refine import refine_partition
 from core.grouping.rounding import fix_group_count, greedy_scan_rounding, round_solution, threshold_groups
 from core.grouping.sdp.grouping import SDPGrouping
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "data"
 
 
 def all_partitions(n: int, k: int):
@@ -303,33 +302,44 @@ def test_planted_suite_shape():
     assert all(np.array_equal(a.matrix.values, b.matrix.values) for a, b in zip(cases, again))
 
 
-# ---------------------------------------------------------------- real CLRS fixture (methods.md section 5.3)
+@pytest.mark.parametrize("method", ["sdp", "spectral", "lloyd", "exhaustive"])
+def test_every_method_takes_the_same_refine_option(method):
+    # Large group beside singletons, noisy: Lloyd alone stops short here, refined it reaches the optimum.
+    case = planted_affinity([5, 3, 1, 1], noise=0.6, seed=1)
+    plain = group(case.matrix, 4, method, refine=False)
+    refined = group(case.matrix, 4, method, refine=True)
+    assert refined.objective >= plain.objective - 1e-12
+    optimum = ExhaustiveGrouping(4).fit(case.matrix).objective_
+    assert refined.objective == pytest.approx(optimum, abs=1e-9)
+    if method == "lloyd":
+        assert plain.objective < optimum - 0.1
+        assert refined.details["refinement"]["moves"] + refined.details["refinement"]["swaps"] >= 1
+    with pytest.raises(InvalidInputError, match="refine"):
+        make_grouping(method, 2, refine="yes").fit(case.matrix)
 
-CLRS_DIR = SHARED / "clrs12"
-# Exhaustive optima of the average density on T = A - diag(A) (row = target), from methods.md section 5.3,
-# and the authors' threshold rounding where it returned exactly k groups.
-CLRS_EXPECTED = {
-    "full_model": {2: (-0.18743, -0.19510), 3: (-0.04209, -0.05182), 4: (0.00574, 0.00184)},
-    "share_layer_1": {2: (0.34385, None), 3: (0.36736, None), 4: (0.38058, None)},
-}
+
+def test_choose_k_says_when_the_data_supports_no_k_above_one():
+    rng = np.random.default_rng(0)
+    noise = AffinityMatrix(names=[f"t{i}" for i in range(8)], values=rng.normal(size=(8, 8)),
+                           uncertainty=np.ones((8, 8)))
+    choice = choose_k(noise, [2, 3, 4], n_penalties=5, n_resamples=6)
+    assert choice.supported is False
+    assert choice.reason.startswith("the data does not support any k > 1")
+    assert all(0.0 <= row["stability"] < 0.8 or row["gain_z"] < 2 for row in choice.table)
+    assert "standard errors" in choice.noise
 
 
-@pytest.mark.parametrize("which", sorted(CLRS_EXPECTED))
-def test_real_clrs_matrices_sdp_reaches_exhaustive_optimum(which):
-    path = CLRS_DIR / f"{which}.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not provided (12x12 CLRS pairwise accuracy A, rows = target, as in methods.md 5.3)")
-    from core.matrix.io import read_affinity
-
-    A = read_affinity(path)
-    gain = np.array(A.values) - np.diag(A.values)[:, None]       # row-wise gain over single-task
-    m = AffinityMatrix(names=A.names, values=gain.T)              # project convention: row = source
-    for k, (optimum, authors) in CLRS_EXPECTED[which].items():
-        exact = ExhaustiveGrouping(k).fit(m)
-        assert exact.objective_ == pytest.approx(optimum, abs=5e-5)
-        est = SDPGrouping(k).fit(m)
-        assert len(est.groups_) == k
-        assert est.objective_ == pytest.approx(exact.objective_, abs=1e-9)
-        assert est.groups_ == exact.groups_
-        if authors is not None:
-            assert est.objective_ >= authors - 1e-9
+def test_choose_k_finds_planted_k_stable_under_the_matrix_uncertainty():
+    case = planted_affinity([4, 3, 3], noise=0.2, seed=4)
+    m = case.matrix
+    m = AffinityMatrix(names=m.names, values=m.values, uncertainty=np.full((m.n, m.n), 0.2))
+    choice = choose_k(m, [2, 3, 4], n_penalties=15, n_resamples=6)
+    assert choice.k == 3 and choice.supported is True
+    row = next(r for r in choice.table if r["k"] == 3)
+    assert row["stability"] >= 0.8 and row["gain_z"] >= 2
+    assert "the matrix's standard errors" in choice.reason
+    json.dumps(choice.to_dict())
+    # A symmetric matrix without standard errors has no noise level: stability is not claimed.
+    sym = AffinityMatrix(names=m.names, values=(m.values + m.values.T) / 2)
+    unknown = choose_k(sym, [2, 3], n_penalties=5, n_resamples=6)
+    assert unknown.supported is None and "stability not measured" in unknown.reason

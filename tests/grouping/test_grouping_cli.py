@@ -109,3 +109,11 @@ def test_bad_files_exit_nonzero(tmp_path, capsys):
     write_affinity(planted_affinity([7, 6], seed=0).matrix, big)
     assert main(["group", "--affinity", str(big), "--k", "2", "--method", "exhaustive"]) == 2
     assert "at most 12 tasks" in capsys.readouterr().err
+
+
+def test_refine_flag_gives_a_baseline_the_sdps_refinement(case):
+    _, paths = case
+    proc = run_cli("--affinity", str(paths["csv"]), "--k", "3", "--method", "lloyd", "--refine", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["details"]["refine"] is True and "refinement" in out["details"]

@@ -298,7 +298,11 @@ class AdaptiveSampler:
     def fit(self, names: Sequence[str], evaluate: Evaluate, order: Sequence[str] | None = None) -> "AdaptiveSampler":
         """Run adaptive sampling over ``names``; ``evaluate(subset)`` trains one subset and returns each task's score.
 
-        Scores must be "higher is better" (the estimation engine's ``perf``).
+        Scores must be "higher is better" (the estimation engine's ``perf``). The algorithm:
+        0. train uniform subsets of a seed set and bisect it into clusters; then for each batch
+        of new tasks: 1. skip clusters the batch already split off from; 2. choose the cluster
+        its probe trainings favour; 3. train block subsets (each with a new task) of batch +
+        cluster; 4. re-cluster the block, re-queueing new tasks that split off on their own.
         """
         names = tuple(names)
         n = len(names)
@@ -310,98 +314,34 @@ class AdaptiveSampler:
             order = [names[i] for i in rng.permutation(n)]
         elif sorted(order) != sorted(names):
             raise InvalidInputError("adaptive sampling: 'order' must list every task exactly once.")
-        self.names_ = names
-        self._stats = _Stats(names)
-        self.trainings_ = 0
-        self.subsets_: list[tuple[tuple[str, ...], dict[str, float]]] = []
-        self.log_: list[dict[str, Any]] = []
+        self._start(names)
         index = {t: i for i, t in enumerate(names)}
-        seed_size = self.seed_size or max(3, min(n, self.batch_size * 3))
-        seed_size = min(seed_size, n)
+        seed_size = min(self.seed_size or max(3, min(n, self.batch_size * 3)), n)
         seed_set = [index[t] for t in order[:seed_size]]
         rest = [index[t] for t in order[seed_size:]]
         queue = [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
         seen: set[frozenset] = set()
-
-        # 0. seed set: uniform subsets, then bisection
-        m0 = self.seed_subsets or 2 * seed_size
-        m0 = int(min(m0, self._left()))
-        size = min(self.subset_size, seed_size)
-        seed_picks = []
-        for _ in range(m0):
-            for _ in range(50):
-                pick = tuple(sorted(names[i] for i in rng.choice(seed_set, size, replace=False)))
-                if frozenset(pick) not in seen:
-                    break
-            seen.add(frozenset(pick))
-            seed_picks.append(pick)
-        self._train_many(seed_picks, evaluate)
-        parts = self._bisect(np.array(seed_set))
-        clusters: list[list[int]] = [sorted(p.tolist()) for p in parts]
-        self.log_.append({"iteration": 0, "batch": [names[i] for i in seed_set], "compared_with": None,
-                          "probe_scores": {}, "trainings": m0,
-                          "clusters": [[names[i] for i in c] for c in clusters]})
-
-        it = 0
+        clusters = self._seed_phase(seed_set, rng, seen, evaluate)
         tried: dict[int, set[int]] = {}  # task -> clusters it was already compared with and split off from
+        it = 0
         while queue:
             it += 1
             batch = queue[0]
             excluded = set().union(*(tried.get(b, set()) for b in batch))
             candidates = [ci for ci in range(len(clusters)) if ci not in excluded]
             if not candidates:
-                # every cluster was tried: the batch forms clusters of its own (no training needed)
-                parts = self._bisect(np.array(sorted(batch)))
-                clusters.extend(sorted(p.tolist()) for p in parts)
+                self._batch_alone(batch, clusters, it)
                 queue.pop(0)
-                self.log_.append({"iteration": it, "batch": [names[i] for i in batch], "compared_with": None,
-                                  "probe_scores": {}, "trainings": 0, "note": "no untried cluster left; new cluster",
-                                  "clusters": [[names[i] for i in c] for c in clusters]})
                 continue
             probes = len(candidates) if len(candidates) > 1 else 0
             if self._left() < probes + 2:
                 break
             spent0 = self.trainings_
-            # 2. choose the cluster
-            scores: dict[int, float] = {}
-            if probes:
-                refs = {i: self._reference(i) for ci in candidates for i in clusters[ci]}
-                reps_of = [self._central(clusters[ci], self.probe_size) for ci in candidates]
-                probe_sets = [tuple(sorted(names[i] for i in batch + reps)) for reps in reps_of]
-                seen.update(frozenset(p) for p in probe_sets)
-                probe_out = list(zip(reps_of, self._train_many(probe_sets, evaluate)))
-                fb = np.array([[out[names[b]] for b in batch] for _, out in probe_out])
-                gain_b = (fb - fb.mean(axis=0, keepdims=True)).mean(axis=1)
-                for k, (ci, (reps, out)) in enumerate(zip(candidates, probe_out)):
-                    keep = [out[names[r]] - refs[r] for r in reps if np.isfinite(refs[r])]
-                    scores[ci] = float(gain_b[k] + (np.mean(keep) if keep else 0.0))
-                chosen = max(scores, key=lambda c: (scores[c], -c))
-            else:
-                chosen = candidates[0]
-            # 3. block subsets with >= 1 new task
-            block = batch + clusters[chosen]
-            m = self.subsets_per_block or min(24, 2 * len(block))
-            m = int(min(m, self._left()))
-            self._train_many(sample_with_targets(rng, [names[i] for i in batch],
-                                                 [names[i] for i in clusters[chosen]], self.subset_size, m, seen),
-                             evaluate)
-            # 4. re-cluster the block; new tasks that split off alone are compared with another cluster next
-            parts = [sorted(p.tolist()) for p in self._bisect(np.array(sorted(block)))]
-            old = set(clusters[chosen])
-            keep_at = int(np.argmax([len(old & set(p)) for p in parts]))
+            chosen, scores = self._choose_cluster(batch, candidates, clusters, seen, evaluate)
             before = [names[i] for i in clusters[chosen]]
-            clusters[chosen] = parts[keep_at]
+            self._train_block(batch, clusters[chosen], rng, seen, evaluate)
+            requeued = self._recluster(batch, chosen, clusters, excluded, tried)
             queue.pop(0)
-            requeued: list[int] = []
-            for k, part in enumerate(parts):
-                if k == keep_at:
-                    continue
-                if old.isdisjoint(part):
-                    for t in part:
-                        tried.setdefault(t, set()).update(excluded | {chosen})
-                    requeued += part
-                else:
-                    clusters.append(part)
             if requeued:  # they travel on together, as their own batch
                 queue.insert(0, requeued)
             self.log_.append({"iteration": it, "batch": [names[i] for i in batch], "compared_with": before,
@@ -410,16 +350,103 @@ class AdaptiveSampler:
                               "trainings": self.trainings_ - spent0,
                               "requeued": [names[i] for i in requeued],
                               "clusters": [[names[i] for i in c] for c in clusters]})
+        self._finish(clusters, queue, index)
+        return self
 
+    def _start(self, names: tuple[str, ...]) -> None:
+        self.names_ = names
+        self._stats = _Stats(names)
+        self.trainings_ = 0
+        self.subsets_: list[tuple[tuple[str, ...], dict[str, float]]] = []
+        self.log_: list[dict[str, Any]] = []
+
+    def _seed_phase(self, seed_set: list[int], rng: np.random.Generator, seen: set[frozenset],
+                    evaluate: Evaluate) -> list[list[int]]:
+        """Step 0: uniform subsets of the seed set (distinct where 50 draws allow), then bisection."""
+        names = self.names_
+        m0 = int(min(self.seed_subsets or 2 * len(seed_set), self._left()))
+        size = min(self.subset_size, len(seed_set))
+        picks = []
+        for _ in range(m0):
+            for _ in range(50):
+                pick = tuple(sorted(names[i] for i in rng.choice(seed_set, size, replace=False)))
+                if frozenset(pick) not in seen:
+                    break
+            seen.add(frozenset(pick))
+            picks.append(pick)
+        self._train_many(picks, evaluate)
+        clusters = [sorted(p.tolist()) for p in self._bisect(np.array(seed_set))]
+        self.log_.append({"iteration": 0, "batch": [names[i] for i in seed_set], "compared_with": None,
+                          "probe_scores": {}, "trainings": m0,
+                          "clusters": [[names[i] for i in c] for c in clusters]})
+        return clusters
+
+    def _batch_alone(self, batch: list[int], clusters: list[list[int]], it: int) -> None:
+        """Every cluster was tried: the batch forms clusters of its own (no training needed)."""
+        names = self.names_
+        clusters.extend(sorted(p.tolist()) for p in self._bisect(np.array(sorted(batch))))
+        self.log_.append({"iteration": it, "batch": [names[i] for i in batch], "compared_with": None,
+                          "probe_scores": {}, "trainings": 0, "note": "no untried cluster left; new cluster",
+                          "clusters": [[names[i] for i in c] for c in clusters]})
+
+    def _choose_cluster(self, batch: list[int], candidates: list[int], clusters: list[list[int]],
+                        seen: set[frozenset], evaluate: Evaluate) -> tuple[int, dict[int, float]]:
+        """Step 2: one probe subset (batch + central members) per candidate cluster; the best-scoring wins."""
+        if len(candidates) < 2:
+            return candidates[0], {}
+        names = self.names_
+        refs = {i: self._reference(i) for ci in candidates for i in clusters[ci]}
+        reps_of = [self._central(clusters[ci], self.probe_size) for ci in candidates]
+        probe_sets = [tuple(sorted(names[i] for i in batch + reps)) for reps in reps_of]
+        seen.update(frozenset(p) for p in probe_sets)
+        probe_out = list(zip(reps_of, self._train_many(probe_sets, evaluate)))
+        fb = np.array([[out[names[b]] for b in batch] for _, out in probe_out])
+        gain_b = (fb - fb.mean(axis=0, keepdims=True)).mean(axis=1)
+        scores: dict[int, float] = {}
+        for k, (ci, (reps, out)) in enumerate(zip(candidates, probe_out)):
+            keep = [out[names[r]] - refs[r] for r in reps if np.isfinite(refs[r])]
+            scores[ci] = float(gain_b[k] + (np.mean(keep) if keep else 0.0))
+        return max(scores, key=lambda c: (scores[c], -c)), scores
+
+    def _train_block(self, batch: list[int], cluster: list[int], rng: np.random.Generator, seen: set[frozenset],
+                     evaluate: Evaluate) -> None:
+        """Step 3: block subsets of batch + cluster, each holding at least one new task."""
+        names = self.names_
+        m = self.subsets_per_block or min(24, 2 * (len(batch) + len(cluster)))
+        m = int(min(m, self._left()))
+        self._train_many(sample_with_targets(rng, [names[i] for i in batch], [names[i] for i in cluster],
+                                             self.subset_size, m, seen), evaluate)
+
+    def _recluster(self, batch: list[int], chosen: int, clusters: list[list[int]], excluded: set[int],
+                   tried: dict[int, set[int]]) -> list[int]:
+        """Step 4: bisect the block; the part holding most of the old cluster replaces it, parts with old
+        members become clusters, and new tasks that split off alone are returned to be re-queued."""
+        parts = [sorted(p.tolist()) for p in self._bisect(np.array(sorted(batch + clusters[chosen])))]
+        old = set(clusters[chosen])
+        keep_at = int(np.argmax([len(old & set(p)) for p in parts]))
+        clusters[chosen] = parts[keep_at]
+        requeued: list[int] = []
+        for k, part in enumerate(parts):
+            if k == keep_at:
+                continue
+            if old.isdisjoint(part):
+                for t in part:
+                    tried.setdefault(t, set()).update(excluded | {chosen})
+                requeued += part
+            else:
+                clusters.append(part)
+        return requeued
+
+    def _finish(self, clusters: list[list[int]], queue: list[list[int]], index: dict[str, int]) -> None:
+        names = self.names_
         self.clusters_ = [tuple(names[i] for i in c) for c in clusters if c]
-        labels = np.full(n, -1, dtype=np.int64)
+        labels = np.full(len(names), -1, dtype=np.int64)
         for ci, c in enumerate(self.clusters_):
             for t in c:
                 labels[index[t]] = ci
         self.labels_ = labels
         self.unplaced_ = tuple(names[i] for b in queue for i in b)
         self.matrix_, self.counts_ = self._filled()
-        return self
 
     def _filled(self) -> tuple[np.ndarray, np.ndarray]:
         T = self._stats.mean()
