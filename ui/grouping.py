@@ -15,6 +15,7 @@ from core.grouping.api import GROUPING_METHODS, group
 from core.grouping.base import GroupingResult
 from core.grouping.choose_k import KChoice, choose_k
 from core.grouping.exhaustive import ExhaustiveGrouping
+from core.grouping.k_screen import KScreen, screen_k
 from core.grouping.objective import validate_k
 from core.grouping.sdp.grouping import SDPGrouping
 from core.grouping.sdp.relaxation import AUTO_CVXPY_MAX_N, DEFAULT_TOL, SDPSolution
@@ -99,6 +100,31 @@ def _choose_k(key: str, pre: tuple, solver: str, _matrix: AffinityMatrix) -> KCh
     return choose_k(_matrix, preprocessing=_pre(pre), solver=solver)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _screen(key: str, pre: tuple, _matrix: AffinityMatrix) -> KScreen:
+    return screen_k(_matrix, preprocessing=_pre(pre))
+
+
+def k_screen(source: Source, pre: Preprocessing | None = None) -> KScreen:
+    """The fast k suggestion (core.grouping.k_screen) for this matrix and preprocessing (cached)."""
+    pre = pre or current_preprocessing()
+    return _screen(source.key, pre_key(pre), source.matrix)
+
+
+def sync_k(source: Source) -> int:
+    """Open each matrix on its suggested k: the first time a source is shown, k is set to the screen's suggestion.
+
+    k is one setting shared by the pages; it belongs to the source it was chosen for (``p.k_source``), so
+    switching to another matrix starts that matrix on its own suggestion instead of the last matrix's k.
+    Call before the k widget is drawn.
+    """
+    if st.session_state.get("p.k_source") != source.key:
+        k = k_screen(source).k
+        st.session_state["w.k"] = st.session_state["p.k"] = int(k)
+        st.session_state["p.k_source"] = source.key
+    return int(setting("k", 2))
+
+
 def pre_key(pre: Preprocessing) -> tuple:
     return (pre.diagonal, pre.transform)
 
@@ -106,6 +132,11 @@ def pre_key(pre: Preprocessing) -> tuple:
 def k_choice(source: Source, pre: Preprocessing, solver: str | None = None) -> KChoice:
     solver = solver or solvers_available()[0]
     return _choose_k(source.key, pre_key(pre), solver, source.matrix)
+
+
+def sdp_solution(source: Source, k: int, pre: Preprocessing, solver: str) -> SDPSolution:
+    """The cached SDP solution behind an SDP grouping (the rounding threshold's curve reads its X)."""
+    return _sdp_solution(source.key, int(k), pre_key(pre), solver, source.matrix)[0]
 
 
 def run_grouping(source: Source, method: str, k: int | str, *, c: float = 1.0, refine: bool = True,
@@ -141,4 +172,5 @@ def current_settings(n: int) -> dict[str, Any]:
 
 def current_grouping(source: Source) -> GroupingResult:
     """The grouping the Grouping page shows, for the other pages (ordering, export)."""
+    sync_k(source)
     return run_grouping(source, pre=current_preprocessing(), **current_settings(source.matrix.n))

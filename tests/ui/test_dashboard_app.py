@@ -33,7 +33,7 @@ def _select_run(at: AppTest, name: str) -> AppTest:
 
 
 def _groups_frame(at: AppTest):
-    frames = [d.value for d in at.dataframe if "tasks" in d.value.columns and "group" in d.value.columns]
+    frames = [t.value for t in at.table if "tasks" in t.value.columns and t.value.index.name == "group"]
     assert frames, "no groups table on the page"
     return frames[0]
 
@@ -77,7 +77,7 @@ def test_grouping_k_and_method_change_groups(monkeypatch):
     assert any("Spectral" in s.value for s in at.subheader)
     # The comparison shows an agreement chart and a planted-truth column (the sample run records its groups).
     assert any("planted (truth)" in d.value.columns for d in at.dataframe if "task" in d.value.columns) or \
-        any("of 12 tasks are not placed alike" in m.value for m in at.markdown)
+        any("every one of the 12 tasks" in m.value for m in at.markdown)
 
 
 def test_grouping_rounding_threshold_reuses_solution(monkeypatch):
@@ -204,3 +204,18 @@ def test_benchmarks_page_charts_the_saved_results(monkeypatch):
     assert "solve time" in titles["bench.chart.sdp_scaling.0"]
     assert charts["bench.chart.sdp_scaling.0"]["layout"]["yaxis"]["type"] == "log"
     assert "Agreement with the pairwise" in titles["bench.chart.estimation.0"]
+
+
+def test_each_matrix_opens_on_its_suggested_k_and_explains_c(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/grouping.py").run()
+    _no_exception(at)
+    assert at.number_input(key="w.k").value == 4  # planted-60: 4 planted groups
+    assert any("k = 4 is suggested" in i.value for i in at.info)
+    assert any("re-rounds the same SDP solution" in md.value for md in at.markdown)
+    _select_run(at, "planted-12")
+    assert at.number_input(key="w.k").value == 3 and len(_groups_frame(at)) == 3
+    at.number_input(key="w.k").set_value(5).run()
+    assert any("suggestion for this matrix is **k = 3**" in i.value for i in at.info)
+    next(b for b in at.button if b.key == "use_suggested_k").click().run()
+    assert at.number_input(key="w.k").value == 3
