@@ -122,7 +122,9 @@ def test_good_upload_is_shown_and_large_matrix_is_aggregated(monkeypatch):
     at.sidebar.file_uploader(key="w.src.upload").set_value(("big.json", payload, "application/json")).run()
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    assert any("block means" in i.value for i in at.info)
+    # 400 tasks: every entry is drawn (block means only above ui.figures.MAX_CELLS_SIDE = 600 tasks).
+    assert not any("block means" in i.value for i in at.info)
+    assert any("showing" not in c.value and "grouping" in c.value for c in at.caption)
     # 400 tasks: the page opens on spectral; an SDP asked for is solved only after the button, spectral meanwhile.
     at.switch_page("pages/grouping.py").run()
     _no_exception(at)
