@@ -173,3 +173,15 @@ def objective_vs_k(table: pd.DataFrame, x: str, ys: Sequence[str], suggested: in
         fig.add_vline(x=suggested, line_dash="dash", line_color="gray", annotation_text=f"suggested k={suggested}")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="k", yaxis_title="objective")
     return fig
+
+
+def harm_bars(rows: pd.DataFrame, target: str) -> go.Figure:
+    """Who hurts one target: one bar per source, the largest harm on top."""
+    rows = rows.sort_values("harm", ascending=True)  # plotly draws the first bar at the bottom
+    fig = go.Figure(go.Bar(x=rows["harm"], y=rows["source"], orientation="h", marker_color="#b2182b",
+                           hovertemplate="%{y} hurts " + target + " by %{x:.4g}<extra></extra>"))
+    fig.update_layout(height=max(220, 60 + 18 * len(rows)), margin=dict(l=10, r=10, t=30, b=10),
+                      title=f"Sources that hurt {target}, worst on top",
+                      xaxis=dict(title="harm to the target (−T[source, target])", rangemode="tozero"),
+                      yaxis=dict(title="source task", type="category", automargin=True))
+    return fig

@@ -221,3 +221,20 @@ def test_each_matrix_opens_on_its_suggested_k_and_explains_c(monkeypatch):
     assert any("suggestion for this matrix is **k = 3**" in i.value for i in at.info)
     next(b for b in at.button if b.key == "use_suggested_k").click().run()
     assert at.number_input(key="w.k").value == 3
+
+
+def test_negative_transfer_defaults_to_clear_harm_and_sorts_the_bars(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/negative_transfer.py").run()
+    _no_exception(at)
+    assert at.radio(key="w.neg_mode").value.startswith("clearly harmful")
+    head = next(md.value for md in at.markdown if "off-diagonal pairs are below 0" in md.value)
+    shown, total = int(head.split("**")[1]), int(head.split("·")[1].split()[0])
+    assert 0 < shown < total  # planted-60: cross-group pairs really hurt, so many are clearly negative
+    target = at.selectbox(key="w.neg_target").options[5]
+    at.selectbox(key="w.neg_target").set_value(target).run()
+    _no_exception(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["xaxis"]["title"]["text"].startswith("harm") and fig["layout"]["yaxis"]["title"]["text"] == "source task"
+    _select_run(at, "est-icl-pairwise")  # no standard errors: the strongest few are the default
+    assert at.radio(key="w.neg_mode").value == "the strongest 40"
