@@ -33,7 +33,7 @@ with guard():
                        "range of group-count penalties (seconds to a minute the first time).")
     remember("auto_k")
     auto = auto and not big
-    sync_k(src)
+    sync_k(src, widget=True)
     k = c2.number_input("Number of groups k", min_value=1, max_value=10_000, step=1, key=keep("k", min(4, m.n)),
                         disabled=auto)
     remember("k")

@@ -9,6 +9,7 @@ from core.estimation.runs.folder import RunDir
 from ui.services.launches import launch_root, launches, plan_launch, plan_resume
 from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name
 from ui.state import guard, sidebar_source
+from ui.units import flops_words
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
 OTHER = "other config file…"
@@ -76,26 +77,34 @@ with guard():
 
     st.subheader("Past runs")
     roots = configured_roots()
-    rows, stopped = [], []
-    for path in discover_runs(roots):
-        try:
-            run = RunDir(path).overview()
-        except Exception as exc:
-            rows.append({"run": display_name(path, roots), "status": f"unreadable: {exc}"})
-            continue
-        if run.resumable and path.parent == root:
-            stopped.append(path)
-        rows.append({"run": display_name(path, roots), "status": run.status, "estimator": run.estimator,
-                     "tasks": run.tasks, "progress": run.progress, "trainings": run.trainings,
-                     "seconds": run.seconds, "flops": run.flops, "created": run.created})
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
-                     column_config={"flops": st.column_config.NumberColumn(format="%.3g"),
-                                    "seconds": st.column_config.NumberColumn("training seconds", format="%.1f")})
-        st.caption("Cost: trainings run, their summed seconds and estimated FLOPs. Open a run's matrix by choosing "
-                   "it in the sidebar.")
-    else:
-        st.info("No run folders under " + ", ".join(str(r) for r in roots) + ".")
+    active = any(x.status in ("starting", "running", "stopping") for x in launches().snapshots())
+
+    # Re-read while a run started here is in flight, so this table never lags the live panel above.
+    @st.fragment(run_every=2.0 if active else None)
+    def past() -> list[Path]:
+        rows, stopped = [], []
+        for path in discover_runs(roots):
+            try:
+                run = RunDir(path).overview()
+            except Exception as exc:
+                rows.append({"run": display_name(path, roots), "status": f"unreadable: {exc}"})
+                continue
+            if run.resumable and path.parent == root:
+                stopped.append(path)
+            rows.append({"run": display_name(path, roots), "status": run.status, "estimator": run.estimator,
+                         "tasks": run.tasks, "progress": run.progress, "trainings": run.trainings,
+                         "seconds": run.seconds, "compute": flops_words(run.flops), "created": run.created})
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
+                         column_config={"compute": st.column_config.TextColumn("compute (FLOPs, estimated)"),
+                                        "seconds": st.column_config.NumberColumn("training seconds", format="%.1f")})
+            st.caption("Cost: trainings run, their summed seconds and estimated FLOPs. Open a run's matrix by "
+                       "choosing it in the sidebar.")
+        else:
+            st.info("No run folders under " + ", ".join(str(r) for r in roots) + ".")
+        return stopped
+
+    stopped = past() or []
     if stopped:
         st.subheader("Resume an interrupted run")
         c1, c2 = st.columns([3, 1])

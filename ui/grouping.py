@@ -111,18 +111,21 @@ def k_screen(source: Source, pre: Preprocessing | None = None) -> KScreen:
     return _screen(source.key, pre_key(pre), source.matrix)
 
 
-def sync_k(source: Source) -> int:
+def sync_k(source: Source, *, widget: bool = False) -> int:
     """Open each matrix on its suggested k: the first time a source is shown, k is set to the screen's suggestion.
 
-    k is one setting shared by the pages; it belongs to the source it was chosen for (``p.k_source``), so
-    switching to another matrix starts that matrix on its own suggestion instead of the last matrix's k.
-    Call before the k widget is drawn.
+    k is one setting shared by the pages (``p.k``); it belongs to the source it was chosen for
+    (``p.k_source``), so switching to another matrix starts that matrix on its own suggestion instead of the
+    last matrix's k. Only the Grouping page (``widget=True``, before drawing the k widget) writes the widget's
+    own key: written from another page, Streamlit restores the widget's last value on the next run.
     """
     if st.session_state.get("p.k_source") != source.key:
-        k = k_screen(source).k
-        st.session_state["w.k"] = st.session_state["p.k"] = int(k)
+        st.session_state["p.k"] = int(k_screen(source).k)
         st.session_state["p.k_source"] = source.key
-    return int(setting("k", 2))
+    if widget and st.session_state.get("k_widget_source") != source.key:
+        st.session_state["w.k"] = st.session_state["p.k"]
+        st.session_state["k_widget_source"] = source.key
+    return int(st.session_state["p.k"])
 
 
 def pre_key(pre: Preprocessing) -> tuple:
@@ -165,7 +168,7 @@ def current_settings(n: int) -> dict[str, Any]:
     if method not in methods_for(n):
         method = default_method(n)
     auto = bool(setting("auto_k", False)) and n <= AUTO_K_MAX_N
-    k = "auto" if auto else int(setting("k", min(4, n)))
+    k = "auto" if auto else int(st.session_state.get("p.k") or min(4, n))  # p.k: w.k may be a stale widget value
     return dict(method=method, k=k, c=float(setting("c", 1.0)), refine=bool(setting("refine", True)),
                 solver=setting("solver", solvers_available()[0]))
 

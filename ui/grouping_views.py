@@ -19,7 +19,7 @@ from core.matrix.affinity import AffinityMatrix
 
 def use_k(k: int) -> None:
     """Button callback: set the shared k (runs before the k widget is drawn again)."""
-    st.session_state["w.k"] = st.session_state["p.k"] = int(k)
+    st.session_state["w.k"] = st.session_state["p.k"] = int(k)  # a callback runs on the Grouping page itself
 
 
 def number(x: float | None, digits: int = 4, *, scale: float = 1.0) -> str:

@@ -238,3 +238,10 @@ def test_negative_transfer_defaults_to_clear_harm_and_sorts_the_bars(monkeypatch
     assert fig["layout"]["xaxis"]["title"]["text"].startswith("harm") and fig["layout"]["yaxis"]["title"]["text"] == "source task"
     _select_run(at, "est-icl-pairwise")  # no standard errors: the strongest few are the default
     assert at.radio(key="w.neg_mode").value == "the strongest 40"
+    # Back to planted-60 from another page: it reopens on its own suggestion, there and on the other pages.
+    at.switch_page("pages/export.py").run()
+    _select_run(at, "planted-60")
+    at.switch_page("pages/affinity.py").run()
+    assert any("k=4" in c.value for c in at.caption)
+    at.switch_page("pages/grouping.py").run()
+    assert at.number_input(key="w.k").value == 4
