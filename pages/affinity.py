@@ -4,8 +4,9 @@ import streamlit as st
 from core.report.ordering import order_by_groups
 from ui.affinity_views import zoom_controls
 from ui.figures import MAX_CELLS_SIDE, heatmap, transfer_bars
-from ui.grouping import current_grouping
-from ui.state import current_source, guard, keep, preprocessed, preprocessing_controls, remember
+from ui.grouping import await_background, current_grouping, current_settings
+from ui.state import (current_preprocessing, current_source, guard, keep, preprocessed, preprocessing_controls,
+                      remember)
 
 st.header("Task affinity")
 src = current_source()
@@ -31,11 +32,17 @@ with guard():
     labels, note = None, "tasks in their original order"
     if order_mode == "by current grouping":
         try:
-            result = current_grouping(src)
+            # First paint does not wait for an SDP: the spectral grouping orders the heatmap until it is solved.
+            result = current_grouping(src, wait=False)
             labels = result.labels
+            pending = result.details.get("sdp_pending")
             note = (f"ordered by the current grouping ({result.method}, k={result.k}; change it on the Grouping "
                     "page), and inside each group by a clustering of the group's affinities so sub-groups sit "
                     "together; lines and coloured bands mark the groups")
+            if pending:
+                note = (f"ordered by the spectral grouping (k={result.k}) while the SDP grouping is solved in the "
+                        "background; the heatmap re-orders itself when it is ready. ") + note.split("), ", 1)[1]
+                await_background(src, result.k, current_preprocessing(), current_settings(m.n)["solver"])
         except Exception as exc:  # still show the heatmap, say why it is unordered
             st.warning(f"Cannot order by the current grouping: {exc}")
     order = order_by_groups(shown.values, labels)

@@ -5,8 +5,9 @@ import streamlit as st
 from core.grouping.compare import agreement_matrix, differences
 from core.grouping.objective import groups_to_labels
 from ui.figures import objective_vs_k
-from ui.grouping import (AUTO_K_MAX_N, METHOD_LABELS, SDP_ON_REQUEST_N, default_method, k_choice, k_screen,
-                         methods_for, request_sdp, run_grouping, sdp_allowed, sdp_solution, solvers_available, sync_k)
+from ui.grouping import (AUTO_K_MAX_N, METHOD_LABELS, SDP_ON_REQUEST_N, SPECTRAL_FIRST_N, await_background,
+                         default_method, k_choice, k_screen, methods_for, request_sdp, run_grouping, sdp_allowed,
+                         sdp_ready, sdp_solution, solve_in_background, solvers_available, sync_k)
 from ui.grouping_views import (agreement_figure, compare_table, differences_words, full_scan_words, gap_words,
                                render_groups, rounding_words, threshold_curve, use_k)
 from ui.state import current_source, guard, keep, preprocessing_controls, remember
@@ -72,8 +73,20 @@ with guard():
                 "(seconds on a GPU), so it runs only when you ask. Showing the **spectral** grouping meanwhile.")
         if st.button(f"Solve the SDP for {m.n} tasks, k = {int(k)}", key="solve_sdp", icon=":material/play_arrow:"):
             request_sdp(src, int(k), pre, solver)
-    result = run_grouping(src, method, "auto" if auto else int(k), c=c, refine=refine, pre=pre, solver=solver)
+    pending = (method == "sdp" and not auto and m.n > SPECTRAL_FIRST_N and sdp_allowed(src, int(k), pre, solver)
+               and not sdp_ready(src, int(k), pre, solver))
+    if pending:  # answer at once with the spectral grouping; the page replaces it when the SDP is solved
+        solve_in_background(src, [int(k)], pre, solver)
+        st.info(f"Solving the SDP for k = {int(k)} ({m.n} tasks, a few seconds on a CPU). Showing the **spectral** "
+                "grouping meanwhile; the page updates itself when the SDP grouping is ready.",
+                icon=":material/hourglass_top:")
+        await_background(src, int(k), pre, solver)
+        result = run_grouping(src, "spectral", int(k), pre=pre)
+    else:
+        result = run_grouping(src, method, "auto" if auto else int(k), c=c, refine=refine, pre=pre, solver=solver)
 
+    if result.method == "sdp":  # the k the user is likely to try next is solved while they read this one
+        solve_in_background(src, [result.k + 1, result.k - 1], pre, solver)
     mc = st.columns(4)
     mc[0].metric("Objective", f"{result.objective:.4g}")
     mc[1].metric("SDP bound", "—" if result.sdp_value is None else f"{result.sdp_value:.4g}",
@@ -91,7 +104,7 @@ with guard():
             X = sdp_solution(src, result.k, pre, solver).X
             st.plotly_chart(threshold_curve(X, result.k, c, [round(0.1 * i, 1) for i in range(1, 51)]),
                             width="stretch", key="c_curve")
-            st.table(rounding_rows.set_index("rounding"))
+            st.table(rounding_rows.style.hide(axis="index"))
         st.caption(f"solver {result.details.get('solver')} ({result.details.get('status')}), "
                    f"rounding {result.details.get('chosen_rounding')}, preprocessing: "
                    f"{', '.join(result.preprocessing) or 'none'}")
@@ -103,7 +116,9 @@ with guard():
     chosen = st.multiselect("Methods to compare (same k and preprocessing)", methods, format_func=METHOD_LABELS.get,
                             key=keep("compare", compare_default, None))
     remember("compare")
-    results = {x: run_grouping(src, x, result.k, c=c, refine=refine, pre=pre, solver=solver) for x in chosen}
+    # While the SDP is being solved it joins the comparison only when ready (no second, blocking solve).
+    results = {x: run_grouping(src, x, result.k, c=c, refine=refine, pre=pre, solver=solver) for x in chosen
+               if not (pending and x == "sdp")}
     # A large SDP not asked for comes back as spectral: list it once, under its real name.
     results = {x: r for x, r in results.items() if r.method == x}
     labelings = {METHOD_LABELS[x]: r.labels for x, r in results.items()}
@@ -111,7 +126,7 @@ with guard():
     if planted is not None:
         labelings["planted (truth)"] = groups_to_labels(planted, m.names).tolist()
     if results:
-        st.table(compare_table(results, METHOD_LABELS))
+        st.table(compare_table(results, METHOD_LABELS).style.hide(axis="index"))
     if len(labelings) >= 2:
         cA, cB = st.columns([1, 1])
         cA.plotly_chart(agreement_figure(agreement_matrix(labelings)), width="stretch", key="ari")

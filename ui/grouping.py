@@ -5,7 +5,10 @@ only when the user asks for it (:func:`request_sdp`); until then every page gets
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -23,6 +26,7 @@ from core.matrix.affinity import AffinityMatrix
 from core.matrix.preprocess import Preprocessing
 from ui.state import Source, current_preprocessing, setting
 
+log = logging.getLogger("taskaffinity.dashboard")
 EXHAUSTIVE_MAX_N = 12
 #: Above this many tasks the SDP is solved only on the user's request (n = 400 takes tens of seconds on 2 CPU cores).
 SDP_ON_REQUEST_N = 300
@@ -30,6 +34,8 @@ SDP_ON_REQUEST_N = 300
 #: 1e-5 (1.2 s against 11 s for sample planted-200 on a busy 2-core CPU) with the same grouping, and the page shows
 #: the certified gap, so nothing is hidden.
 LARGE_SDP_TOL = 1e-3
+#: Above this many tasks an SDP not solved yet is shown as the spectral grouping first (the solve takes seconds).
+SPECTRAL_FIRST_N = 100
 #: Above this many tasks "choose k automatically" (one SDP per k and a penalty sweep) is not offered.
 AUTO_K_MAX_N = 150
 METHOD_LABELS = {"sdp": "SDP relaxation", "spectral": "Spectral", "lloyd": "Lloyd (k-means style)",
@@ -73,11 +79,62 @@ def _pre(pre: tuple) -> Preprocessing:
     return Preprocessing(diagonal=pre[0], transform=pre[1])
 
 
+#: SDP solutions solved in this process: (matrix key, k, preprocessing, solver). A page asks :func:`sdp_ready`
+#: before it would block on a solve, and the background worker fills it ahead of the user (neighbouring k).
+_SOLVED: set[tuple] = set()
+_QUEUED: set[tuple] = set()
+_LOCK = threading.Lock()
+# One worker: on 2 cores a second solver thread would only slow the page the user is looking at.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdp-warm")
+
+
 @st.cache_data(max_entries=64, show_spinner="Solving the SDP relaxation…")
 def _sdp_solution(key: str, k: int, pre: tuple, solver: str, _matrix: AffinityMatrix) -> tuple[SDPSolution, float]:
     tol = LARGE_SDP_TOL if _matrix.n > AUTO_CVXPY_MAX_N else DEFAULT_TOL
     est = SDPGrouping(k, solver=solver, preprocessing=_pre(pre), tol=tol).fit(_matrix)
+    with _LOCK:
+        _SOLVED.add((key, int(k), tuple(pre), solver))
     return est.solution_, float(est.seconds_)
+
+
+def _solve_quietly(key: str, k: int, pre: tuple, solver: str, matrix: AffinityMatrix) -> None:
+    try:
+        _sdp_solution(key, k, pre, solver, matrix)  # fills the shared cache; the page reads it from there
+    except Exception:  # a failed warm-up costs nothing: the page solves again and shows the error itself
+        log.debug("background SDP solve failed", exc_info=True)
+    finally:
+        with _LOCK:
+            _QUEUED.discard((key, int(k), tuple(pre), solver))
+
+
+def sdp_ready(source: Source, k: int, pre: Preprocessing, solver: str) -> bool:
+    """Whether the SDP for these settings is solved already (a page can then show it without waiting)."""
+    with _LOCK:
+        return (source.key, int(k), pre_key(pre), solver) in _SOLVED
+
+
+def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solver: str) -> None:
+    """Queue SDP solves (e.g. the neighbouring k of the one shown) so the user's next k is already there."""
+    n = source.matrix.n
+    for k in ks:
+        if not 1 <= k <= n or not sdp_allowed(source, k, pre, solver):
+            continue
+        key = (source.key, int(k), pre_key(pre), solver)
+        with _LOCK:
+            if key in _SOLVED or key in _QUEUED:
+                continue
+            _QUEUED.add(key)
+        _WORKER.submit(_solve_quietly, source.key, int(k), pre_key(pre), solver, source.matrix)
+
+
+def await_background(source: Source, k: int, pre: Preprocessing, solver: str, every: float = 0.5) -> None:
+    """Rerun the page once the SDP for k is solved (the page shows a quicker answer meanwhile)."""
+    @st.fragment(run_every=every)
+    def _poll() -> None:
+        if sdp_ready(source, k, pre, solver):
+            st.rerun(scope="app")
+
+    _poll()
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -173,7 +230,21 @@ def current_settings(n: int) -> dict[str, Any]:
                 solver=setting("solver", solvers_available()[0]))
 
 
-def current_grouping(source: Source) -> GroupingResult:
-    """The grouping the Grouping page shows, for the other pages (ordering, export)."""
+def current_grouping(source: Source, *, wait: bool = True) -> GroupingResult:
+    """The grouping the Grouping page shows, for the other pages (ordering, export).
+
+    ``wait=False``: when that is an SDP not solved yet, return the spectral grouping at the same k at once
+    (``details["sdp_pending"] = True``) and solve the SDP in the background; the page calls
+    :func:`await_background` to show the SDP grouping when it is ready.
+    """
     sync_k(source)
-    return run_grouping(source, pre=current_preprocessing(), **current_settings(source.matrix.n))
+    settings = current_settings(source.matrix.n)
+    pre = current_preprocessing()
+    k = settings["k"]
+    if not wait and settings["method"] == "sdp" and k != "auto" and sdp_allowed(source, k, pre, settings["solver"]) \
+            and not sdp_ready(source, k, pre, settings["solver"]):
+        solve_in_background(source, [k], pre, settings["solver"])
+        fast = run_grouping(source, "spectral", k, pre=pre)
+        fast.details = {**fast.details, "sdp_pending": True}
+        return fast
+    return run_grouping(source, pre=pre, **settings)

@@ -198,3 +198,18 @@ def test_linkage_order_puts_subgroups_together():
     assert int(np.sum(sub[1:] != sub[:-1])) == 1
     with pytest.raises(InvalidInputError):
         order_by_groups(case.matrix.values, case.labels, within="alphabet")
+
+
+def test_benchmark_sections_get_a_chart_for_their_question_and_a_headline():
+    from ui.bench_figures import BUILDERS, charts_for, headline_for
+
+    for rec in load_results():
+        if rec.error or rec.name not in BUILDERS:
+            continue
+        charts = charts_for(rec.name, rec.data)
+        assert charts, rec.name
+        for caption, fig in charts:
+            assert "full table is above" not in caption
+            assert fig.layout.yaxis.type != "log" or rec.name == "sdp_scaling", rec.name
+        if rec.name.startswith("pays_") or rec.name in ("gradtag", "training", "recovery"):
+            assert headline_for(rec.name, rec.data), rec.name
