@@ -59,12 +59,12 @@ def groups_table(matrix: AffinityMatrix, result: GroupingResult) -> pd.DataFrame
     rows = group_rows(matrix, result.groups)
     scale = float(np.max(np.abs(matrix.values))) if matrix.n else 1.0
     return pd.DataFrame([{"group": r["group"], "size": r["size"], MEAN_INSIDE: number(r[MEAN_INSIDE], scale=scale),
-                          "tasks": ", ".join(r["tasks"])} for r in rows]).set_index("group")
+                          "tasks": ", ".join(r["tasks"])} for r in rows])
 
 
 def render_groups(matrix: AffinityMatrix, result: GroupingResult) -> None:
     """The groups table (every name shown, wrapped) with the definition of its value."""
-    st.table(groups_table(matrix, result))
+    st.table(groups_table(matrix, result).style.hide(axis="index"))
     st.caption(f"{MEAN_INSIDE.capitalize()}: {MEAN_INSIDE_HELP}.")
 
 
@@ -126,7 +126,7 @@ def compare_table(results: Mapping[str, GroupingResult], labels: Mapping[str, st
         rows.append({"method": labels.get(key, key), "objective": number(r.objective, 6),
                      "SDP bound": number(r.sdp_value, 6), "gap to bound": number(r.gap, 3, scale=scale),
                      "seconds": f"{r.seconds:.2f}"})
-    return pd.DataFrame(rows).set_index("method")
+    return pd.DataFrame(rows)
 
 
 def agreement_figure(ari: pd.DataFrame) -> go.Figure:
