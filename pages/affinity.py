@@ -29,7 +29,7 @@ with guard():
                    "Each cell is (T[u,v] + T[v,u])/2, the mutual effect of two tasks; " if sym else
                    "Row = source (trained with), column = target (evaluated on); ") + "blue helps, red hurts.")
     shown = preprocessed(src, pre.__class__(diagonal=pre.diagonal, transform=pre.transform, symmetrize=sym))
-    labels, note = None, "tasks in their original order"
+    labels, note, pending = None, "tasks in their original order", False
     if order_mode == "by current grouping":
         try:
             # First paint does not wait for an SDP: the spectral grouping orders the heatmap until it is solved.
@@ -42,7 +42,6 @@ with guard():
             if pending:
                 note = (f"ordered by the spectral grouping (k={result.k}) while the SDP grouping is solved in the "
                         "background; the heatmap re-orders itself when it is ready. ") + note.split("), ", 1)[1]
-                await_background(src, result.k, current_preprocessing(), current_settings(m.n)["solver"])
         except Exception as exc:  # still show the heatmap, say why it is unordered
             st.warning(f"Cannot order by the current grouping: {exc}")
     order = order_by_groups(shown.values, labels)
@@ -57,3 +56,5 @@ with guard():
     st.caption("out: how much training with this task helps the others on average (row mean); "
                "in: how much the others help it (column mean). Diagonal left out.")
     st.plotly_chart(transfer_bars(shown, order), width="stretch", key="bars")
+    if pending:  # last: the solve starts once this page is drawn
+        await_background(src, result.k, current_preprocessing(), current_settings(m.n)["solver"])

@@ -76,17 +76,13 @@ with guard():
     pending = (method == "sdp" and not auto and m.n > SPECTRAL_FIRST_N and sdp_allowed(src, int(k), pre, solver)
                and not sdp_ready(src, int(k), pre, solver))
     if pending:  # answer at once with the spectral grouping; the page replaces it when the SDP is solved
-        solve_in_background(src, [int(k)], pre, solver)
         st.info(f"Solving the SDP for k = {int(k)} ({m.n} tasks, a few seconds on a CPU). Showing the **spectral** "
                 "grouping meanwhile; the page updates itself when the SDP grouping is ready.",
                 icon=":material/hourglass_top:")
-        await_background(src, int(k), pre, solver)
         result = run_grouping(src, "spectral", int(k), pre=pre)
     else:
         result = run_grouping(src, method, "auto" if auto else int(k), c=c, refine=refine, pre=pre, solver=solver)
 
-    if result.method == "sdp":  # the k the user is likely to try next is solved while they read this one
-        solve_in_background(src, [result.k + 1, result.k - 1], pre, solver)
     mc = st.columns(4)
     mc[0].metric("Objective", f"{result.objective:.4g}")
     mc[1].metric("SDP bound", "—" if result.sdp_value is None else f"{result.sdp_value:.4g}",
@@ -135,3 +131,9 @@ with guard():
         if len(diff):
             cB.dataframe(diff, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(diff)),
                          key="diff_table")
+    # Last, so the solves start once the page is drawn: the SDP being waited for, or the k the user is likely
+    # to try next (solved while they read this one).
+    if pending:
+        await_background(src, int(k), pre, solver)
+    elif result.method == "sdp":
+        solve_in_background(src, [result.k + 1, result.k - 1], pre, solver)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from typing import Any
 
 import streamlit as st
@@ -84,8 +84,20 @@ def _pre(pre: tuple) -> Preprocessing:
 _SOLVED: set[tuple] = set()
 _QUEUED: set[tuple] = set()
 _LOCK = threading.Lock()
-# One worker: on 2 cores a second solver thread would only slow the page the user is looking at.
-_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdp-warm")
+# One worker: on 2 cores a second solver thread would only slow the page the user is looking at. Its queue
+# takes the solve a page is waiting for ahead of the warm-ups (neighbouring k) queued before it.
+_TASKS: deque[tuple] = deque()
+_WAKE = threading.Condition(_LOCK)
+_WORKER: threading.Thread | None = None
+
+
+def _work() -> None:
+    while True:
+        with _WAKE:
+            while not _TASKS:
+                _WAKE.wait()
+            task = _TASKS.popleft()
+        _solve_quietly(*task)
 
 
 @st.cache_data(max_entries=64, show_spinner="Solving the SDP relaxation…")
@@ -113,22 +125,43 @@ def sdp_ready(source: Source, k: int, pre: Preprocessing, solver: str) -> bool:
         return (source.key, int(k), pre_key(pre), solver) in _SOLVED
 
 
-def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solver: str) -> None:
-    """Queue SDP solves (e.g. the neighbouring k of the one shown) so the user's next k is already there."""
+def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solver: str, *,
+                        urgent: bool = False) -> None:
+    """Queue SDP solves (e.g. the neighbouring k of the one shown) so the user's next k is already there.
+
+    ``urgent``: a page is waiting for it: it goes ahead of the queued warm-ups.
+    """
+    global _WORKER
     n = source.matrix.n
     for k in ks:
         if not 1 <= k <= n or not sdp_allowed(source, k, pre, solver):
             continue
         key = (source.key, int(k), pre_key(pre), solver)
-        with _LOCK:
-            if key in _SOLVED or key in _QUEUED:
+        task = (source.key, int(k), pre_key(pre), solver, source.matrix)
+        with _WAKE:
+            if key in _SOLVED:
                 continue
+            if key in _QUEUED:
+                if not urgent:
+                    continue
+                for queued in list(_TASKS):  # move it to the front
+                    if queued[:4] == key:
+                        _TASKS.remove(queued)
             _QUEUED.add(key)
-        _WORKER.submit(_solve_quietly, source.key, int(k), pre_key(pre), solver, source.matrix)
+            _TASKS.appendleft(task) if urgent else _TASKS.append(task)
+            if _WORKER is None or not _WORKER.is_alive():
+                _WORKER = threading.Thread(target=_work, name="sdp-warm", daemon=True)
+                _WORKER.start()
+            _WAKE.notify()
 
 
 def await_background(source: Source, k: int, pre: Preprocessing, solver: str, every: float = 0.5) -> None:
-    """Rerun the page once the SDP for k is solved (the page shows a quicker answer meanwhile)."""
+    """Solve the SDP for k in the background and rerun the page once it is solved.
+
+    Call it last on the page: the solve then starts after the page has drawn its quick answer instead of
+    competing with it for the CPU.
+    """
+    solve_in_background(source, [int(k)], pre, solver, urgent=True)
     @st.fragment(run_every=every)
     def _poll() -> None:
         if sdp_ready(source, k, pre, solver):
@@ -234,8 +267,8 @@ def current_grouping(source: Source, *, wait: bool = True) -> GroupingResult:
     """The grouping the Grouping page shows, for the other pages (ordering, export).
 
     ``wait=False``: when that is an SDP not solved yet, return the spectral grouping at the same k at once
-    (``details["sdp_pending"] = True``) and solve the SDP in the background; the page calls
-    :func:`await_background` to show the SDP grouping when it is ready.
+    (``details["sdp_pending"] = True``); the page calls :func:`await_background` (last) to solve the SDP
+    in the background and show the SDP grouping when it is ready.
     """
     sync_k(source)
     settings = current_settings(source.matrix.n)
@@ -243,7 +276,6 @@ def current_grouping(source: Source, *, wait: bool = True) -> GroupingResult:
     k = settings["k"]
     if not wait and settings["method"] == "sdp" and k != "auto" and sdp_allowed(source, k, pre, settings["solver"]) \
             and not sdp_ready(source, k, pre, settings["solver"]):
-        solve_in_background(source, [k], pre, settings["solver"])
         fast = run_grouping(source, "spectral", k, pre=pre)
         fast.details = {**fast.details, "sdp_pending": True}
         return fast

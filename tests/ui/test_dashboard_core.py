@@ -149,10 +149,10 @@ def test_bench_charts_from_the_saved_results():
     a, b = table[("balanced", "sdp")].split("/")
     assert sdp.y[list(sdp.x).index("balanced")] == pytest.approx(int(a) / int(b))
     assert charts_for("estimation", results["estimation"].data)
-    # A benchmark without its own builder (e.g. gradtag) gets the generic chart from its rows.
-    generic = charts_for("gradtag", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
+    # A benchmark without its own builder gets the generic chart from its rows.
+    generic = charts_for("newbench", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
     assert list(generic[0][1].data[0].y) == [1.0, 0.5, 0.25]
-    assert charts_for("gradtag", {"notes": "no rows"}) == []
+    assert charts_for("newbench", {"notes": "no rows"}) == [] and charts_for("gradtag", {"notes": "no rows"}) == []
 
 
 def test_heatmap_is_square_sized_to_the_matrix_with_bands_or_labels():
@@ -213,3 +213,22 @@ def test_benchmark_sections_get_a_chart_for_their_question_and_a_headline():
             assert fig.layout.yaxis.type != "log" or rec.name == "sdp_scaling", rec.name
         if rec.name.startswith("pays_") or rec.name in ("gradtag", "training", "recovery"):
             assert headline_for(rec.name, rec.data), rec.name
+
+
+def test_background_sdp_solves_fill_the_cache_the_pages_read():
+    import time
+
+    from ui.grouping import sdp_ready, sdp_solution, solve_in_background
+    from ui.state import Source, matrix_key
+
+    case = planted_affinity((8, 7, 6), noise=0.3, seed=9)
+    src = Source(label="t", kind="upload", matrix=case.matrix, matrix_name="t", key=matrix_key(case.matrix))
+    pre = Preprocessing()
+    solve_in_background(src, [2, 4], pre, "cvxpy")
+    solve_in_background(src, [3], pre, "cvxpy", urgent=True)  # a page waits for k = 3: it goes first
+    deadline = time.monotonic() + 120
+    while not all(sdp_ready(src, k, pre, "cvxpy") for k in (2, 3, 4)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(sdp_ready(src, k, pre, "cvxpy") for k in (2, 3, 4))
+    X = sdp_solution(src, 3, pre, "cvxpy").X  # from the cache the worker filled
+    assert X.shape == (21, 21) and np.allclose(np.trace(X), 3, atol=1e-3)
