@@ -153,5 +153,13 @@ def test_k_change_in_chromium(server):
             assert groups.first.inner_text() != before
             _assert_clean(page, "grouping k=6")
             page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-k6.png"), full_page=True)
+            # The user picks light or dark in the main menu.
+            page.get_by_test_id("stMainMenu").click()
+            page.get_by_test_id("stMainMenuItem-theme-Dark").click()
+            page.wait_for_timeout(800)
+            bg = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+            rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
+            assert sum(rgb) < 3 * 80, bg
+            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-dark.png"), full_page=True)
         finally:
             browser.close()
