@@ -5,20 +5,28 @@ PY    := $(VENV)/bin/python
 # Installed only when the venv has no torch yet; override e.g. TORCH=torch to take your platform's default build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test sample-data bench gpu-check
+.PHONY: install install-dev run test sample-data bench gpu-check
 
+# The dashboard needs only the base dependencies; the tests add the dev extras (pytest, playwright, ray, ...).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
 
-run: install
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
+install-dev: $(VENV)/.installed-dev
 
-test: install
+# No file watcher: it would watch the whole checkout including .venv (inotify overflows, CPU).
+run: install
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none
+
+test: install-dev
 	bash .ci/ensure-chromium
 	$(PY) -m pytest -q
 

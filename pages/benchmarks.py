@@ -2,11 +2,14 @@
 import streamlit as st
 
 from ui.services.bench_results import load_results, missing
-from ui.bench_figures import charts_for
+from ui.bench_figures import charts_for, headline_for
 from ui.state import guard, shown, sidebar_source
 
 sidebar_source()  # keep the data picker in the sidebar on every page
 st.header("Benchmarks")
+# Wide tables scroll sideways instead of being cut off at the page's edge.
+st.markdown("<style>[data-testid='stMarkdownContainer'] table{display:block;overflow-x:auto;max-width:100%}</style>",
+            unsafe_allow_html=True)
 st.caption("Each section was written by the command shown with it (bench/report.py saves bench/results/NAME.json "
            "and rebuilds BENCHMARKS.md). Compare numbers within one table: machines are noisy.")
 
@@ -19,6 +22,9 @@ with guard():
         if rec.error:
             st.error(shown(rec.error))
             continue
+        headline = headline_for(rec.name, rec.data)
+        if headline:
+            st.markdown(headline)
         st.caption(f"`{rec.command}` · run {rec.run} · {rec.machine}")
         try:
             charts = charts_for(rec.name, rec.data)

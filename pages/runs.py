@@ -10,6 +10,7 @@ from ui.services.launches import launch_root, launches, plan_launch, plan_resume
 from ui.coverage import remaining_plan, remaining_plan_csv
 from ui.services.roots import REPO_ROOT, configured_roots, discover_runs, display_name, run_row
 from ui.state import guard, shown, sidebar_source
+from ui.units import flops_words
 
 CONFIG_DIR = REPO_ROOT / "sample_data" / "configs"
 OTHER = "other config file…"
@@ -77,23 +78,33 @@ with guard():
 
     st.subheader("Past runs")
     roots = configured_roots()
-    rows, stopped, elsewhere = [], [], []
-    for path in discover_runs(roots):
-        row, resumable = run_row(path, roots)  # never raises: a damaged run is one "unreadable: why" row
-        if resumable and path.parent == root:
-            stopped.append(path)
-        if row.get("trained") == "elsewhere" and row.get("missing"):
-            elsewhere.append((display_name(path, roots), path, RunDir(path).overview()))
-        rows.append(row)
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
-                     column_config={"flops": st.column_config.NumberColumn(format="%.3g"),
-                                    "seconds": st.column_config.NumberColumn("training seconds", format="%.1f")})
-        st.caption("Cost: trainings run, their summed seconds and estimated FLOPs. Open a run's matrix by choosing "
-                   "it in the sidebar. Runs trained elsewhere (python -m core plan, then ingest) are planned, partial "
-                   "or complete; missing counts their planned trainings not ingested yet.")
-    else:
-        st.info("No run folders under " + ", ".join(str(r) for r in roots) + ".")
+    active = any(x.status in ("starting", "running", "stopping") for x in launches().snapshots())
+
+    # Re-read while a run started here is in flight, so this table never lags the live panel above.
+    @st.fragment(run_every=2.0 if active else None)
+    def past() -> tuple[list[Path], list]:
+        rows, stopped, elsewhere = [], [], []
+        for path in discover_runs(roots):
+            row, resumable = run_row(path, roots)  # never raises: a damaged run is one "unreadable: why" row
+            if resumable and path.parent == root:
+                stopped.append(path)
+            if row.get("trained") == "elsewhere" and row.get("missing"):
+                elsewhere.append((display_name(path, roots), path, RunDir(path).overview()))
+            if "flops" in row:
+                row["compute"] = flops_words(row.pop("flops"))
+            rows.append(row)
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="past_runs",
+                         column_config={"compute": st.column_config.TextColumn("compute (FLOPs, estimated)"),
+                                        "seconds": st.column_config.NumberColumn("training seconds", format="%.1f")})
+            st.caption("Cost: trainings run, their summed seconds and estimated FLOPs. Open a run's matrix by "
+                       "choosing it in the sidebar. Runs trained elsewhere (python -m core plan, then ingest) are "
+                       "planned, partial or complete; missing counts their planned trainings not ingested yet.")
+        else:
+            st.info("No run folders under " + ", ".join(str(r) for r in roots) + ".")
+        return stopped, elsewhere
+
+    stopped, elsewhere = past() or ([], [])
     if elsewhere:
         st.subheader("Runs trained elsewhere: missing trainings")
         labels = [name for name, _, _ in elsewhere]

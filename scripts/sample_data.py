@@ -60,6 +60,8 @@ class PlantedSpec:
     seeds: int
     seed: int
     description: str
+    #: Also store the noiseless matrix (matrices/true.json); off for the largest run to keep the checkout small.
+    keep_truth: bool = True
 
 
 PLANTED = (
@@ -69,6 +71,10 @@ PLANTED = (
                 "60 tasks in 4 planted groups whose targets move on different scales (try per-target z-scores)."),
     PlantedSpec("planted-200", (40, 35, 30, 30, 25, 20, 20), 1.0, 0.2, 0.3, 3, 3,
                 "200 tasks in 7 planted groups; a readability check for large heatmaps."),
+    # One draw (no standard errors) and no stored truth: the 500 x 500 run stays under 5 MB.
+    PlantedSpec("planted-500", (80, 70, 60, 60, 50, 50, 40, 40, 30, 20), 0.5, 0.2, 0.3, 1, 5,
+                "500 tasks in 10 planted groups; the dashboard's largest bundled size (speed and readability).",
+                keep_truth=False),
 )
 
 
@@ -94,7 +100,8 @@ def planted_run_matrices(spec: PlantedSpec) -> tuple[AffinityMatrix, AffinityMat
     common = dict(metric="planted affinity (arbitrary units)", seed=spec.seed,
                   cost={"trainings": 0, "seconds": 0.0, "flops": 0.0})
     noisy = AffinityMatrix(names=names, values=mean[sel], estimator="planted (mean of noisy draws)",
-                           uncertainty=stderr[sel], counts=np.full((n, n), float(spec.seeds)),
+                           uncertainty=stderr[sel] if spec.seeds > 1 else None,
+                           counts=np.full((n, n), float(spec.seeds)) if spec.seeds > 1 else None,
                            notes=f"{spec.description} Mean of {spec.seeds} noisy draws; uncertainty = standard error.",
                            **common)
     true = AffinityMatrix(names=names, values=np.round(truth.matrix.values * scale[None, :], 4)[sel], estimator="true",
@@ -183,7 +190,7 @@ def write_planted_run(out: Path, spec: PlantedSpec) -> Path:
 
     def fill(tmp: Path) -> None:
         run = RunDir(tmp)
-        run.write_matrices({"true": true}, main=noisy)
+        run.write_matrices({"true": true} if spec.keep_truth else {}, main=noisy)
         manifest = _manifest(spec.name, "planted", noisy, config, time.perf_counter() - t0,
                              {"description": spec.description, "planted_groups": groups})
         run.write_manifest(manifest)

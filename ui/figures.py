@@ -12,64 +12,137 @@ from core.report.ordering import HeatmapOrder, aggregate, transfer_in_out
 
 # Red = harm, blue = help, white = 0 (zmid=0 keeps 0 white whatever the range).
 COLORSCALE = "RdBu"
-MAX_CELLS_SIDE = 250  # above this many tasks per side the heatmap shows block means
+#: Above this many tasks per side the heatmap shows block means (a cell would be under 1.4 px at the largest size).
+MAX_CELLS_SIDE = 600
+#: Side of the drawing area in px at most, and the smallest cell that still carries a readable label.
+MAX_SIDE_PX = 820
+LABEL_CELL_PX = 12
+#: Colours of the group bands (repeated after 10 groups; the band's name and hover say which group it is).
+BAND_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
+                "#e15759", "#bab0ac")
 
 
 def _fmt(x: float) -> str:
     return "unknown" if not np.isfinite(x) else f"{x:.3g}"
 
 
-def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, window: tuple[int, int] | None = None,
-            max_side: int = MAX_CELLS_SIDE, title: str = "") -> go.Figure:
-    """Heatmap of ``matrix`` in ``order`` with group boundaries; ``window`` = (start, stop) positions to zoom into.
+def heatmap_geometry(n: int, longest_label: int) -> dict[str, float]:
+    """Square cells: cell and side in px, whether labels fit, and the margins they need."""
+    cell = max(MAX_SIDE_PX / max(n, 1), 0.5) if n * LABEL_CELL_PX > MAX_SIDE_PX else max(LABEL_CELL_PX, min(
+        28, MAX_SIDE_PX / max(n, 1)))
+    side = cell * n
+    labels = cell >= LABEL_CELL_PX
+    font = int(min(12, max(8, cell - 2)))
+    label_px = int(longest_label * font * 0.62) + 8 if labels else 0
+    return dict(cell=cell, side=max(side, 240.0), labels=labels, font=font, label_px=label_px)
 
-    Above ``max_side`` tasks the matrix is averaged over blocks (hover shows the block's range).
+
+def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int] | None = None,
+            window: tuple[int, int] | None = None, max_side: int = MAX_CELLS_SIDE, title: str = "",
+            symmetric: bool | None = None, group_names: Sequence[str] | None = None) -> go.Figure:
+    """Heatmap of ``matrix`` in ``order``: square cells, group bands along both axes, sized to the matrix.
+
+    ``subset`` (positions in the order) or ``window`` = (start, stop) zooms into part of it. Task labels are
+    drawn when a cell is at least :data:`LABEL_CELL_PX` px; otherwise the coloured group bands (named
+    ``group 1..k`` or ``group_names``) say where each group is and the hover names the tasks. A symmetric
+    view (``symmetric``, default: the matrix records a symmetrization) has no source/target axes. Above
+    ``max_side`` tasks the matrix is averaged over blocks (hover shows the block's range).
     """
-    idx = order.order
-    lo, hi = window or (0, len(idx))
-    idx = idx[lo:hi]
+    full = order.order
+    if subset is not None:
+        pos = np.asarray(sorted(int(p) for p in subset), dtype=int)
+    else:
+        lo, hi = window or (0, len(full))
+        pos = np.arange(lo, hi)
+    idx = full[pos]
+    groups = order.group_of[pos] if len(order.group_of) == len(full) else np.zeros(len(pos), dtype=int)
     names = [matrix.names[i] for i in idx]
     vals = matrix.values[np.ix_(idx, idx)]
     n = len(idx)
-    vmax = float(np.max(np.abs(vals))) or 1.0
+    if symmetric is None:
+        symmetric = any("symmetri" in p for p in matrix.preprocessing)
+    vmax = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+    vmax = vmax or 1.0
     fig = go.Figure()
-    bounds = [b - lo for b in order.boundaries if lo < b < hi]
+    src_word, tgt_word = ("task", "task") if symmetric else ("source", "target")
     if n <= max_side:
-        unc = matrix.uncertainty[np.ix_(idx, idx)] if matrix.uncertainty is not None else np.full((n, n), np.nan)
-        cnt = matrix.counts[np.ix_(idx, idx)] if matrix.counts is not None else np.full((n, n), np.nan)
-        text = [[f"source {names[i]} → target {names[j]}<br>T = {vals[i, j]:.4g}"
-                 + (f" ± {unc[i, j]:.2g} (s.e.)" if np.isfinite(unc[i, j]) else "")
-                 + (f"<br>observations: {cnt[i, j]:.0f}" if np.isfinite(cnt[i, j]) else "")
-                 for j in range(n)] for i in range(n)]
-        fig.add_trace(go.Heatmap(z=vals, x=names, y=names, text=text, hoverinfo="text", colorscale=COLORSCALE,
-                                 zmid=0, zmin=-vmax, zmax=vmax, colorbar=dict(title="T[u,v]")))
-        scale = 1.0
-        font = 11 if n <= 40 else 9 if n <= 100 else 7
-        axis = dict(tickfont=dict(size=font), tickmode="linear" if n <= 220 else "auto", type="category")
-        if n > 220:
-            axis = dict(showticklabels=False, type="category")
+        extra = []
+        parts = [f"{src_word} %{{y}} → {tgt_word} %{{x}}<br>T = %{{z:.4g}}"]
+        if matrix.uncertainty is not None:
+            extra.append(matrix.uncertainty[np.ix_(idx, idx)])
+            parts.append(" ± %{customdata[0]:.2g} (s.e.)")
+        if matrix.counts is not None:
+            extra.append(matrix.counts[np.ix_(idx, idx)])
+            parts.append(f"<br>observations: %{{customdata[{len(extra) - 1}]:.0f}}")
+        custom = np.stack(extra, axis=-1) if extra else None
+        fig.add_trace(go.Heatmap(z=vals, x=names, y=names, customdata=custom,
+                                 hovertemplate="".join(parts) + "<extra></extra>", colorscale=COLORSCALE,
+                                 zmid=0, zmin=-vmax, zmax=vmax, colorbar=dict(title="T[u,v]", thickness=14),
+                                 hoverongaps=False))
+        scale, m = 1.0, n
+        ticks = names
     else:
         agg = aggregate(vals, max_side)
         e = agg.edges
         labels = [f"{names[e[b]]}…{names[e[b + 1] - 1]}" for b in range(agg.bins)]
-        text = [[f"sources {labels[i]} → targets {labels[j]}<br>mean T = {agg.values[i, j]:.4g}"
+        text = [[f"{src_word}s {labels[i]} → {tgt_word}s {labels[j]}<br>mean T = {agg.values[i, j]:.4g}"
                  f"<br>range {agg.low[i, j]:.3g} … {agg.high[i, j]:.3g}" for j in range(agg.bins)]
                 for i in range(agg.bins)]
         fig.add_trace(go.Heatmap(z=agg.values, x=labels, y=labels, text=text, hoverinfo="text",
                                  colorscale=COLORSCALE, zmid=0, zmin=-vmax, zmax=vmax,
-                                 colorbar=dict(title="mean T")))
-        scale = agg.bins / n
-        axis = dict(showticklabels=False, type="category")
-    m = len(fig.data[0].x)
-    for b in bounds:
-        p = b * scale - 0.5
-        fig.add_shape(type="line", x0=p, x1=p, y0=-0.5, y1=m - 0.5, line=dict(color="black", width=1.5))
-        fig.add_shape(type="line", x0=-0.5, x1=m - 0.5, y0=p, y1=p, line=dict(color="black", width=1.5))
-    size = int(min(1100, max(420, 160 + 5.5 * min(n, 200))))
-    fig.update_layout(title=title or None, height=size, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      xaxis=dict(title="target (evaluated on)", side="top", **axis),
-                      yaxis=dict(title="source (trained with)", autorange="reversed", **axis),
-                      plot_bgcolor="white")
+                                 colorbar=dict(title="mean T", thickness=14)))
+        scale, m = agg.bins / n, agg.bins
+        ticks = labels
+    geo = heatmap_geometry(m, max((len(t) for t in ticks), default=1))
+    show_labels = bool(geo["labels"]) and n <= max_side
+    side = geo["side"]
+    # Group runs along the drawn positions: bands and boundary lines.
+    runs = []
+    start = 0
+    for p in range(1, n + 1):
+        if p == n or groups[p] != groups[start]:
+            runs.append((start, p, int(groups[start])))
+            start = p
+    band = 16
+    for a, b, g in runs:
+        x0, x1 = a * scale - 0.5, b * scale - 0.5
+        colour = BAND_COLOURS[g % len(BAND_COLOURS)]
+        name = group_names[g] if group_names is not None and g < len(group_names) else f"group {g + 1}"
+        fig.add_shape(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=1.0 + 3 / side, y1=1.0 + (3 + band) / side,
+                      fillcolor=colour, line=dict(width=0.5, color="white"), layer="above")
+        fig.add_shape(type="rect", xref="paper", yref="y", x0=-(3 + band) / side, x1=-3 / side, y0=x0, y1=x1,
+                      fillcolor=colour, line=dict(width=0.5, color="white"), layer="above")
+        if (b - a) * scale * side / m >= 8 * len(name) * 0.62 + 6:
+            fig.add_annotation(x=(x0 + x1) / 2, y=1.0 + (3 + band / 2) / side, xref="x", yref="paper", text=name,
+                               showarrow=False, yanchor="middle", font=dict(size=9, color="white"))
+        if len(runs) > 1 and a > 0:
+            fig.add_shape(type="line", x0=x0, x1=x0, y0=-0.5, y1=m - 0.5, line=dict(color="black", width=1.2))
+            fig.add_shape(type="line", x0=-0.5, x1=m - 0.5, y0=x0, y1=x0, line=dict(color="black", width=1.2))
+    axis = dict(type="category", showgrid=False, ticks="", constrain="domain")
+    if show_labels:
+        axis.update(tickmode="array", tickvals=ticks, ticktext=ticks, tickfont=dict(size=geo["font"]),
+                    ticklabelstandoff=band + 6)
+    else:
+        axis.update(showticklabels=False)
+    label_px = geo["label_px"] if show_labels else 0
+    band_px = band + 8
+    top = (40 if title else 10) + band_px
+    left = 30 + band_px + label_px
+    bottom = 40 + label_px
+    right = 100
+    legend_note = "" if show_labels else (
+        f"{n} tasks: names are in the hover; the bands along both axes mark the groups")
+    x_title = "task" if symmetric else "target (evaluated on)"
+    y_title = "task" if symmetric else "source (trained with)"
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", y=1 - 8 / (side + top + bottom), yanchor="top") if title else None,
+        width=int(side + left + right), height=int(side + top + bottom),
+        margin=dict(l=left, r=right, t=top, b=bottom, autoexpand=False),
+        xaxis=dict(title=dict(text=x_title + (f" · {legend_note}" if legend_note else ""), standoff=6),
+                   side="bottom", tickangle=-90, **axis),
+        yaxis=dict(title=dict(text=y_title, standoff=6 if show_labels else band + 10), autorange="reversed", scaleanchor="x", scaleratio=1,
+                   **axis),
+        plot_bgcolor="white")
     return fig
 
 
@@ -99,4 +172,16 @@ def objective_vs_k(table: pd.DataFrame, x: str, ys: Sequence[str], suggested: in
     if suggested is not None:
         fig.add_vline(x=suggested, line_dash="dash", line_color="gray", annotation_text=f"suggested k={suggested}")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="k", yaxis_title="objective")
+    return fig
+
+
+def harm_bars(rows: pd.DataFrame, target: str) -> go.Figure:
+    """Who hurts one target: one bar per source, the largest harm on top."""
+    rows = rows.sort_values("harm", ascending=True)  # plotly draws the first bar at the bottom
+    fig = go.Figure(go.Bar(x=rows["harm"], y=rows["source"], orientation="h", marker_color="#b2182b",
+                           hovertemplate="%{y} hurts " + target + " by %{x:.4g}<extra></extra>"))
+    fig.update_layout(height=max(220, 60 + 18 * len(rows)), margin=dict(l=10, r=10, t=30, b=10),
+                      title=f"Sources that hurt {target}, worst on top",
+                      xaxis=dict(title="harm to the target (−T[source, target])", rangemode="tozero"),
+                      yaxis=dict(title="source task", type="category", automargin=True))
     return fig

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError, TaskAffinityError
-from core.matrix.io import parse_affinity
+from core.matrix.io import MISSING_NOTE, parse_affinity
 from core.matrix.preprocess import DIAGONAL_MODES, TRANSFORMS, Preprocessing
 from ui.services.roots import (configured_roots, discover_runs, display_name, redact, resolve_within, run_health,
                                unreadable_reason)
@@ -143,20 +143,26 @@ def _discover(roots: tuple[str, ...]) -> list[str]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _parse_upload(data: bytes, kind: str, name: str) -> AffinityMatrix:
+def _parse_upload(data: bytes, kind: str, name: str, missing: str = "refuse") -> AffinityMatrix:
     # sizes (task count from the header or array shapes, memory) are checked before the values are expanded
-    return parse_affinity(data, kind, source=name, max_tasks=MAX_UPLOAD_TASKS, max_memory=MAX_UPLOAD_MEMORY,
+    return parse_affinity(data, kind, source=name, missing=missing, max_tasks=MAX_UPLOAD_TASKS,
+                          max_memory=MAX_UPLOAD_MEMORY,
                           limit_hint="the dashboard's limit; group a subset, or use python -m core group")
 
 
-def parse_upload(name: str, data: bytes) -> AffinityMatrix:
-    """Validate an uploaded matrix file (type, size, content)."""
+#: Missing-entries policies offered for uploads, in plain words (core.matrix.io.MISSING_POLICIES).
+MISSING_CHOICES = {"zero": "set to 0 (no effect)", "target-mean": "set to the target's mean effect",
+                   "refuse": "refuse the file"}
+
+
+def parse_upload(name: str, data: bytes, missing: str = "refuse") -> AffinityMatrix:
+    """Validate an uploaded matrix file (type, size, content); ``missing``: core.matrix.io.MISSING_POLICIES."""
     kind = Path(name).suffix.lstrip(".").lower()
     if kind not in ("csv", "json", "npz"):
         raise InvalidInputError(f"{name}: unknown file type {Path(name).suffix or '(none)'!r}; upload .csv, .json or .npz.")
     if len(data) > MAX_UPLOAD_MB * 2**20:
         raise InvalidInputError(f"{name}: {len(data) / 2**20:.1f} MB is over the {MAX_UPLOAD_MB} MB limit.")
-    matrix = _parse_upload(data, kind, name)
+    matrix = _parse_upload(data, kind, name, missing)
     if matrix.n > MAX_UPLOAD_TASKS:
         raise InvalidInputError(f"{name}: {matrix.n} tasks; the dashboard takes at most {MAX_UPLOAD_TASKS}.")
     return matrix
@@ -186,8 +192,8 @@ def sidebar_source() -> None:
         if mode == "Upload a matrix":
             up = sb.file_uploader("Affinity matrix (CSV, JSON or NPZ)", type=["csv", "json", "npz"],
                                   key="w.src.upload", on_change=_upload_changed,
-                                  help="CSV: header of task names, index column of the same names. "
-                                  "Rows are sources, columns targets.")
+                                  help="CSV (comma, semicolon, tab or | separated): a header of task names and/or a "
+                                  "first column of the same names, or numbers only. Rows are sources, columns targets.")
             if up is not None:
                 st.session_state["p.src.upload"] = (up.name, up.getvalue())
             kept = st.session_state.get("p.src.upload")
@@ -197,7 +203,12 @@ def sidebar_source() -> None:
             name, data = kept
             if up is None:
                 sb.caption(f"Showing {name} (uploaded earlier).")
-            matrix = parse_upload(name, data)
+            missing = sb.radio("Unmeasured pairs (empty or NA cells)", list(MISSING_CHOICES),
+                               format_func=MISSING_CHOICES.get, key=keep("src.missing", "zero", list(MISSING_CHOICES)))
+            remember("src.missing")
+            matrix = parse_upload(name, data, missing)
+            if MISSING_NOTE in matrix.notes:
+                sb.warning(matrix.notes, icon=":material/info:")
             st.session_state["source"] = Source(label=name, kind="upload", matrix=matrix, matrix_name="uploaded",
                                                 key=matrix_key(matrix))
             return

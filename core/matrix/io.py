@@ -72,7 +72,7 @@ def read_affinity(path: str | os.PathLike, fmt: str | None = None, *, max_tasks:
 
 
 def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file", max_tasks: int | None = None,
-                   limit_hint: str = "", max_memory: int | None = None) -> AffinityMatrix:
+                   limit_hint: str = "", max_memory: int | None = None, missing: str = "refuse") -> AffinityMatrix:
     """Parse affinity-matrix bytes of type ``kind`` ('csv', 'json' or 'npz').
 
     The matrix's size is checked before its values are expanded in memory: CSV by its header row,
@@ -80,12 +80,18 @@ def parse_affinity(data: bytes, kind: str, *, source: str = "uploaded file", max
     of more than ``max_tasks`` tasks, or one whose parse would need more memory than
     :func:`core.inputs.memory_budget` (or ``max_memory`` bytes), is refused first; ``limit_hint``
     says what to do about it.
+
+    A CSV may be separated by commas, semicolons (then a decimal comma is read too), tabs or bars
+    (:func:`sniff_separator`), and may leave out the header row or the name column. ``missing`` says what
+    to do with empty/NA cells (:data:`MISSING_POLICIES`); what was filled is written into ``notes``.
     """
+    if missing not in MISSING_POLICIES:
+        raise InvalidInputError(f"missing-entries policy {missing!r}; choose one of {', '.join(MISSING_POLICIES)}.")
     if not data or data.isspace():  # (not data.strip(): a copy of a file that may be large)
         raise InvalidInputError(f"{source}: file is empty; expected an n x n affinity matrix.")
     limits = _Limits(max_tasks, limit_hint, max_memory)
     if kind == "csv":
-        return _parse_csv(data, source, limits)
+        return _parse_csv(data, source, limits, missing)
     if kind == "json":
         return _parse_json(data, source, limits)
     if kind == "npz":
@@ -217,59 +223,165 @@ def _lines(text: str) -> Iterator[str]:
         start = stop + 1
 
 
-def _parse_csv(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
+#: Separators tried when reading a CSV, in order of preference on a tie.
+SEPARATORS = (",", ";", "\t", "|")
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+#: Cells read as "not measured".
+MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "-", "?"})
+#: What to do with unmeasured pairs: refuse the file, set them to 0 (no effect), or to the target's mean effect.
+MISSING_POLICIES = ("refuse", "zero", "target-mean")
+MISSING_NOTE = "Missing entries:"
+
+
+def sniff_separator(text: str) -> str:
+    """The separator that splits the first lines into the same number (>= 2) of fields.
+
+    The most fields wins; on a tie (``a;1,5;2,0`` splits in three both ways) the one whose cells read as
+    numbers more often (a semicolon file may use decimal commas).
+    """
+    lines = [ln.rstrip("\r\n") for _, ln in zip(range(20), (x for x in _lines(text) if x.strip()))]
+    best, best_score = ",", (0, 0)
+    for sep in SEPARATORS:
+        try:
+            rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep))
+        except csv.Error:
+            continue
+        counts = {len(r) for r in rows}
+        # A header may lack the corner cell: allow two adjacent field counts.
+        if not counts or min(counts) < 2 or max(counts) - min(counts) > 1:
+            continue
+        numeric = sum(_is_number(c, sep != ",") for r in rows for c in r)
+        if (max(counts), numeric) > best_score:
+            best, best_score = sep, (max(counts), numeric)
+    return best
+
+
+def _number(cell: str, decimal_comma: bool) -> float | None:
+    """A cell as a float, None when it marks a missing entry; ValueError when it is neither."""
+    c = cell.strip()
+    if c.lower() in MISSING_TOKENS:
+        return None
+    if decimal_comma:
+        c = c.replace(",", ".")
+    if not _ROW_OF_NUMBERS.fullmatch(c):  # plain ASCII decimals only: float() would take '1_000' or other scripts' digits
+        raise ValueError(cell)
+    return float(c)
+
+
+def _is_number(cell: str, decimal_comma: bool) -> bool:
+    try:
+        _number(cell, decimal_comma)
+        return True
+    except ValueError:
+        return False
+
+
+def fill_missing(values: np.ndarray, policy: str) -> tuple[np.ndarray, int]:
+    """Fill NaN entries by ``policy`` ('zero' or 'target-mean': the mean of the column's known entries)."""
+    values = np.array(values, dtype=np.float64)
+    mask = np.isnan(values)
+    count = int(mask.sum())
+    if count == 0:
+        return values, 0
+    if policy == "zero":
+        values[mask] = 0.0
+    elif policy == "target-mean":
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(np.where(mask, np.nan, values), axis=0)
+        means = np.where(np.isfinite(means), means, 0.0)
+        values[mask] = np.broadcast_to(means, values.shape)[mask]
+    else:
+        raise InvalidInputError(f"missing-entries policy {policy!r}; choose one of {', '.join(MISSING_POLICIES)}.")
+    return values, count
+
+
+def _parse_csv(data: bytes, source: str, limits: _Limits, missing: str = "refuse") -> AffinityMatrix:
     text = _decode(data, source)
     if "\n" not in text and "\r" in text:  # old Mac line ends
         text = text.replace("\r", "\n")
-    rows = (r for r in csv.reader(_lines(text)) if any(c.strip() for c in r))
+    sep = sniff_separator(text)
     try:
-        head = next(rows, None)
-        if head is None:
-            raise InvalidInputError(f"{source}: file is empty; expected an n x n affinity matrix.")
-        header = [strict_name(c, f"{source}: header column {j + 2}") for j, c in enumerate(head[1:])]
-        n = len(header)
-        # the shape is known from the header: refuse before a single value is parsed
-        _check_size(n, source, limits, per_entry=64)
-        names: list[str] = []
-        values = np.empty((n, n), dtype=np.float64)
-        for lineno, row in enumerate(rows, start=2):
-            if len(names) == n:
-                raise InvalidInputError(
-                    f"{source}: more than {n} rows for {n} columns; the matrix must be square (one row and one "
-                    "column per task).")
-            if len(row) != n + 1:
-                raise InvalidInputError(
-                    f"{source}: line {lineno} has {len(row)} fields, the header has {n + 1}; "
-                    "every row needs its task name then one value per column.")
-            names.append(strict_name(row[0], f"{source}: line {lineno}, first column"))
-            cells = row[1:]
-            joined = "\x1f".join(cells)
-            if joined.count("\x1f") != len(cells) - 1 or not _ROW_OF_NUMBERS.fullmatch(joined):
-                j = next(j for j, c in enumerate(cells) if "\x1f" in c or not _ROW_OF_NUMBERS.fullmatch(c))
-                raise InvalidInputError(
-                    f"{source}: line {lineno}, column {j + 2} (task {header[j]!r}): not a number written in plain "
-                    "decimal digits (0-9, '.', 'e'; no '_', no other scripts' digits).")
-            values[len(names) - 1] = np.array(cells, dtype=np.float64)
+        # the shape is known from the first row: refuse before a single value is parsed
+        first_line = next((ln for ln in _lines(text) if ln.strip()), "")
+        _check_size(len(next(csv.reader([first_line], delimiter=sep), [])), source, limits, per_entry=64)
+        rows = [r for r in csv.reader(_lines(text), delimiter=sep) if any(c.strip() for c in r)]
     except csv.Error as exc:  # its messages describe the structure ("field larger than field limit"), not the data
         raise InvalidInputError(f"{source}: not valid CSV ({str(exc)[:80]}).") from None
-    if len(names) < 1:
+    if not rows:
+        raise InvalidInputError(f"{source}: no rows; expected an n x n affinity matrix.")
+    decimal_comma = sep != ","
+    # Layout: a header row of task names or none; an index column of task names or none.
+    first = [c.strip() for c in rows[0]]
+    # A header row: names that are not numbers, an empty corner cell, or (names that are numbers, like 0, 1, 2)
+    # the same names as the first column below it.
+    has_header = (len(first) < 2 or not all(_is_number(c, decimal_comma) for c in first[1:])
+                  or (len(rows) > 1 and first[0] == "")
+                  or (len(rows) > 1 and first[1:] == [r[0].strip() for r in rows[1:] if r]
+                      and not _is_number(first[0], decimal_comma)))
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise InvalidInputError(f"{source}: a header row but no rows of values; add one row per task.")
+    has_index = not all(_is_number(r[0], decimal_comma) for r in body if r) or (
+        has_header and first[1:] == [r[0].strip() for r in body if r])
+    width = max(len(r) for r in body) - (1 if has_index else 0)
+    sep_name = SEPARATOR_NAMES[sep]
+    if len(body) != width:
         raise InvalidInputError(
-            f"{source}: needs a header row of task names and one row per task; found 1 row(s).")
-    if len(names) != n:
-        raise InvalidInputError(
-            f"{source}: {len(names)} rows but {n} columns; the matrix must be square (one row and one column per task).")
-    if names != header:
-        unique = len(set(names)) == len(names)
-        diff = next(i for i, (a, b) in enumerate(zip(names, header)) if a != b) if unique else None
-        if sorted(names) == sorted(header) and unique:
+            f"{source}: read with {sep_name} as the separator, it has {len(body)} rows of values but {width} "
+            "values per row; the matrix must be square: one row and one column per task.")
+    if has_header:
+        header = [strict_name(c.strip(), f"{source}: header column {j + 1}") if c.strip() or j else c.strip()
+                  for j, c in enumerate(rows[0])]
+        if len(header) == width + 1:
+            header = header[1:]  # the corner cell above the index column
+        elif len(header) != width:
+            raise InvalidInputError(
+                f"{source}: the header row has {len(header)} names for {width} columns of values; give one name "
+                "per column (and optionally one for the corner).")
+    names, values = [], []
+    for lineno, row in enumerate(body, start=2 if has_header else 1):
+        cells = row[1:] if has_index else row
+        if len(cells) != width:
+            raise InvalidInputError(
+                f"{source}: line {lineno} has {len(row)} fields, the others {width + has_index}; every row needs "
+                f"{'its task name then ' if has_index else ''}one value per column ({sep_name}-separated).")
+        parsed = []
+        for col, cell in enumerate(cells, start=1):
+            try:
+                v = _number(cell, decimal_comma)
+            except ValueError:
+                raise InvalidInputError(
+                    f"{source}: line {lineno}, value {col} is not a number; use numbers, or leave a cell empty "
+                    "(or NA) for a pair that was not measured.") from None
+            parsed.append(np.nan if v is None else v)
+        values.append(parsed)
+        names.append(strict_name(row[0].strip(), f"{source}: line {lineno}, first column") if has_index else None)
+    if not has_index:
+        names = header if has_header else [f"task{i + 1}" for i in range(width)]
+    elif has_header and names != header:
+        if sorted(names) == sorted(header) and len(set(names)) == len(names):
             # Same tasks, other order: reorder the columns to match the rows.
             index = {x: j for j, x in enumerate(header)}
             values = values[:, [index[x] for x in names]]
         else:
-            where = f" (first difference at position {diff}: row {names[diff]!r}, column {header[diff]!r})" if diff is not None else ""
+            diff = next((i for i, (a, b) in enumerate(zip(names, header)) if a != b), None)
+            where = f" (first at row and column {diff + 1})" if diff is not None else ""
             raise InvalidInputError(
-                f"{source}: row names and column names differ{where}; the index column and header must list the same tasks.")
-    return _build(source, names, values)
+                f"{source}: row names and column names differ{where}: the names down the first column must be "
+                "those of the header row; list the same tasks in both, or leave out the header or the name column.")
+    arr = np.array(values, dtype=np.float64)
+    notes = ""
+    if np.isnan(arr).any():
+        count = int(np.isnan(arr).sum())
+        if missing == "refuse":
+            i, j = (int(x) for x in np.argwhere(np.isnan(arr))[0])
+            raise InvalidInputError(
+                f"{source}: {count} of {arr.size} entries are missing, not finite numbers (first at row {i + 1}, "
+                f"column {j + 1}); fill or drop the missing pairs, or choose how to treat missing entries.")
+        arr, count = fill_missing(arr, missing)
+        how = "set to 0 (no effect)" if missing == "zero" else "set to the mean effect on their target"
+        notes = f"{MISSING_NOTE} {count} of {arr.size} entries were not measured and were {how}."
+    return _build(source, names, arr, {"notes": notes} if notes else None)
 
 
 def _parse_json(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:

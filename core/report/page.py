@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from core.grouping.summary import MEAN_INSIDE, MEAN_INSIDE_HELP, group_rows
 from core.matrix.affinity import AffinityMatrix
 from core.matrix.transfer import negative_transfers
 
@@ -82,13 +83,8 @@ def _negative(inp: ReportInput) -> pd.DataFrame:
 
 
 def _group_rows(inp: ReportInput) -> list[tuple[int, int, str, float]]:
-    m = inp.matrix
-    rows = []
-    for i, g in enumerate(inp.groups or [], start=1):
-        idx = [m.index(x) for x in g]
-        block = m.values[np.ix_(idx, idx)]
-        rows.append((i, len(g), ", ".join(g), float(block.sum() / len(idx))))
-    return rows
+    return [(r["group"], r["size"], ", ".join(r["tasks"]), r[MEAN_INSIDE])
+            for r in group_rows(inp.matrix, inp.groups or [])]
 
 
 def to_markdown(inp: ReportInput) -> str:
@@ -101,7 +97,8 @@ def to_markdown(inp: ReportInput) -> str:
     if inp.groups:
         out += ["## Grouping", "", "| | |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in _grouping_facts(inp)] + [""]
-        out += ["| group | size | density | tasks |", "|---|---|---|---|"]
+        out += [f"{MEAN_INSIDE.capitalize()}: {MEAN_INSIDE_HELP}.", ""]
+        out += [f"| group | size | {MEAN_INSIDE} | tasks |", "|---|---|---|---|"]
         out += [f"| {i} | {s} | {d:.4g} | {t} |" for i, s, t, d in _group_rows(inp)] + [""]
     neg = _negative(inp)
     out += ["## Worst negative transfers", ""]
@@ -140,7 +137,8 @@ def to_html(inp: ReportInput, heatmap_svg: str | None = None) -> str:
         parts.append(f"<h2>Affinity heatmap</h2><div>{heatmap_svg}</div>")
     if inp.groups:
         parts.append("<h2>Grouping</h2>" + table(["", ""], _grouping_facts(inp)))
-        parts.append(table(["group", "size", "density", "tasks"],
+        parts.append(f"<p>{escape(MEAN_INSIDE.capitalize())}: {escape(MEAN_INSIDE_HELP)}.</p>")
+        parts.append(table(["group", "size", MEAN_INSIDE, "tasks"],
                            [(i, s, f"{d:.4g}", t) for i, s, t, d in _group_rows(inp)]))
     neg = _negative(inp)
     parts.append("<h2>Worst negative transfers</h2>")

@@ -29,7 +29,7 @@ def test_round_trip(tmp_path, matrix, suffix):
     ("", "empty"),
     ("task,a,b\na,1,2\n", "square"),
     ("task,a,b,c\na,1,2,3\nb,1,2,3\n", "square"),
-    ("task,a,b\na,1,nan\nb,1,2\n", "finite"),
+    ("task,a,b\na,1,nan\nb,1,2\n", "missing"),
     ("task,a,b\na,1,x\nb,1,2\n", "not a number"),
     ("task,a,a\na,1,2\na,1,2\n", "twice"),
     ("task,a,b\na,1,2\nc,1,2\n", "differ"),

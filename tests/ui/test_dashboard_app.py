@@ -33,7 +33,7 @@ def _select_run(at: AppTest, name: str) -> AppTest:
 
 
 def _groups_frame(at: AppTest):
-    frames = [d.value for d in at.dataframe if "tasks" in d.value.columns and "group" in d.value.columns]
+    frames = [t.value for t in at.table if "tasks" in t.value.columns and "group" in t.value.columns]
     assert frames, "no groups table on the page"
     return frames[0]
 
@@ -77,7 +77,7 @@ def test_grouping_k_and_method_change_groups(monkeypatch):
     assert any("Spectral" in s.value for s in at.subheader)
     # The comparison shows an agreement chart and a planted-truth column (the sample run records its groups).
     assert any("planted (truth)" in d.value.columns for d in at.dataframe if "task" in d.value.columns) or \
-        any("of 12 tasks are not placed alike" in m.value for m in at.markdown)
+        any("every one of the 12 tasks" in m.value for m in at.markdown)
 
 
 def test_grouping_rounding_threshold_reuses_solution(monkeypatch):
@@ -101,7 +101,6 @@ def test_k_larger_than_n_is_a_message(monkeypatch):
 @pytest.mark.parametrize("name,data,needle", [
     ("ragged.csv", b"task,a,b\na,1,2\nb,3\n", "line 3"),
     ("nonsquare.csv", b"task,a,b,c\na,1,2,3\nb,3,4,5\n", "square"),
-    ("nan.csv", b"task,a,b\na,1,nan\nb,3,4\n", "finite"),
     ("broken.json", b"{not json", "not valid JSON"),
 ])
 def test_bad_uploads_show_their_message(monkeypatch, name, data, needle):
@@ -110,6 +109,20 @@ def test_bad_uploads_show_their_message(monkeypatch, name, data, needle):
     at.sidebar.file_uploader(key="w.src.upload").set_value((name, data, "text/plain")).run()
     _no_exception(at)
     assert any(needle in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_uploads_in_the_users_terms(monkeypatch):
+    at = _app(monkeypatch)
+    at.sidebar.radio(key="w.src.mode").set_value("Upload a matrix").run()
+    # Semicolons and a decimal comma, no header row, one unmeasured pair: read, and the fill is said.
+    at.sidebar.file_uploader(key="w.src.upload").set_value(
+        ("eu.csv", b"a;1,5;NA;0\nb;0,5;2;-1\nc;0;-1;3\n", "text/csv")).run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("1 of 9 entries were not measured" in w.value for w in at.sidebar.warning)
+    assert any("3 tasks" in c.value for c in at.caption)
+    at.sidebar.radio(key="w.src.missing").set_value("refuse").run()
+    assert any("1 of 9 entries are missing" in e.value for e in at.error)
 
 
 def test_good_upload_is_shown_and_large_matrix_is_aggregated(monkeypatch):
@@ -122,7 +135,9 @@ def test_good_upload_is_shown_and_large_matrix_is_aggregated(monkeypatch):
     at.sidebar.file_uploader(key="w.src.upload").set_value(("big.json", payload, "application/json")).run()
     _no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    assert any("block means" in i.value for i in at.info)
+    # 400 tasks: every entry is drawn (block means only above ui.figures.MAX_CELLS_SIDE = 600 tasks).
+    assert not any("block means" in i.value for i in at.info)
+    assert any("showing" not in c.value and "grouping" in c.value for c in at.caption)
     # 400 tasks: the page opens on spectral; an SDP asked for is solved only after the button, spectral meanwhile.
     at.switch_page("pages/grouping.py").run()
     _no_exception(at)
@@ -204,3 +219,42 @@ def test_benchmarks_page_charts_the_saved_results(monkeypatch):
     assert "solve time" in titles["bench.chart.sdp_scaling.0"]
     assert charts["bench.chart.sdp_scaling.0"]["layout"]["yaxis"]["type"] == "log"
     assert "Agreement with the pairwise" in titles["bench.chart.estimation.0"]
+
+
+def test_each_matrix_opens_on_its_suggested_k_and_explains_c(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/grouping.py").run()
+    _no_exception(at)
+    assert at.number_input(key="w.k").value == 4  # planted-60: 4 planted groups
+    assert any("k = 4 is suggested" in i.value for i in at.info)
+    assert any("re-rounds the same SDP solution" in md.value for md in at.markdown)
+    _select_run(at, "planted-12")
+    assert at.number_input(key="w.k").value == 3 and len(_groups_frame(at)) == 3
+    at.number_input(key="w.k").set_value(5).run()
+    assert any("suggestion for this matrix is **k = 3**" in i.value for i in at.info)
+    next(b for b in at.button if b.key == "use_suggested_k").click().run()
+    assert at.number_input(key="w.k").value == 3
+
+
+def test_negative_transfer_defaults_to_clear_harm_and_sorts_the_bars(monkeypatch):
+    at = _app(monkeypatch)
+    at.switch_page("pages/negative_transfer.py").run()
+    _no_exception(at)
+    assert at.radio(key="w.neg_mode").value.startswith("clearly harmful")
+    head = next(md.value for md in at.markdown if "off-diagonal pairs are below 0" in md.value)
+    shown, total = int(head.split("**")[1]), int(head.split("·")[1].split()[0])
+    assert 0 < shown < total  # planted-60: cross-group pairs really hurt, so many are clearly negative
+    target = at.selectbox(key="w.neg_target").options[5]
+    at.selectbox(key="w.neg_target").set_value(target).run()
+    _no_exception(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["xaxis"]["title"]["text"].startswith("harm") and fig["layout"]["yaxis"]["title"]["text"] == "source task"
+    _select_run(at, "est-icl-pairwise")  # no standard errors: the strongest few are the default
+    assert at.radio(key="w.neg_mode").value == "the strongest 40"
+    # Back to planted-60 from another page: it reopens on its own suggestion, there and on the other pages.
+    at.switch_page("pages/export.py").run()
+    _select_run(at, "planted-60")
+    at.switch_page("pages/affinity.py").run()
+    assert any("k=4" in c.value for c in at.caption)
+    at.switch_page("pages/grouping.py").run()
+    assert at.number_input(key="w.k").value == 4

@@ -21,13 +21,15 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-# (url slug, page header, a selector present once the page has rendered its content)
-PAGES = [("", "Task affinity", ".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer"),
-         ("negative_transfer", "Negative transfer", '[data-testid="stDataFrame"] canvas'),
-         ("grouping", "Task grouping", '[data-testid="stDataFrame"] canvas'),
-         ("benchmarks", "Benchmarks", ".js-plotly-plot .barlayer"),
-         ("runs", "Estimation runs", '[data-testid="stDataFrame"] canvas'),
-         ("export", "Export", "text=Report (Markdown)")]
+# (sidebar link, page header, a selector present once the page has rendered its content, screenshot name)
+PAGES = [("Affinity", "Task affinity", ".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer", "affinity"),
+         ("Negative transfer", "Negative transfer", '[data-testid="stDataFrame"] canvas', "negative_transfer"),
+         ("Grouping", "Task grouping", '[data-testid="stTable"]', "grouping"),
+         ("Benchmarks", "Benchmarks", ".js-plotly-plot .barlayer", "benchmarks"),
+         ("Runs", "Estimation runs", '[data-testid="stDataFrame"] canvas', "runs"),
+         ("Export", "Export", "text=Report (Markdown)", "export")]
+#: The bundled runs of every size the dashboard is made for.
+SIZES = ("planted-12", "planted-60", "planted-200", "planted-500")
 
 
 def _free_port() -> int:
@@ -83,7 +85,53 @@ def _assert_clean(page, where: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, where
 
 
-def test_every_page_in_chromium(server):
+def _pick_run(page, name: str) -> None:
+    """Choose a run in the sidebar picker (the session keeps it across page switches)."""
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Run").first
+    box.click()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"{name.split('-')[1]} tasks ·").wait_for(timeout=60_000)
+    _wait_idle(page, 60_000)
+
+
+def _visit(page, link: str, header: str, ready: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=link).first.click()
+    page.get_by_role("heading", name=header).wait_for(timeout=90_000)
+    page.locator(ready).first.wait_for(timeout=90_000)
+    _wait_idle(page, 90_000)
+    page.wait_for_timeout(500)  # grids and plots paint after they attach
+
+
+def test_every_page_at_every_size_in_chromium(server):
+    """Every page on the 12-, 60-, 200- and 500-task runs: no error element, no request off this machine."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:",
+                                                                                          "blob:")) else None)
+        try:
+            page.goto(server)
+            page.get_by_role("heading", name="Task affinity").wait_for(timeout=90_000)
+            assert page.title() == "Affinity · taskaffinity"
+            for run in SIZES:
+                _pick_run(page, run)
+                for link, header, ready, shot in PAGES:
+                    _visit(page, link, header, ready)
+                    _assert_clean(page, f"{run} {shot}")
+                    assert page.title() == f"{link} · taskaffinity"
+                    page.screenshot(path=str(ARTIFACTS / f"dashboard-{run}-{shot}.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not outside, f"requests left the machine: {outside[:5]}"
+
+
+def test_k_change_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -92,15 +140,6 @@ def test_every_page_in_chromium(server):
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            for slug, header, ready in PAGES:
-                page.goto(f"{server}/{slug}")
-                page.get_by_role("heading", name=header).wait_for(timeout=60_000)
-                page.locator(ready).first.wait_for(timeout=60_000)
-                _wait_idle(page, 60_000)
-                page.wait_for_timeout(700)  # grids and plots paint after they attach
-                _assert_clean(page, slug or "affinity")
-                page.screenshot(path=str(ARTIFACTS / f"dashboard-{slug or 'affinity'}.png"), full_page=True)
-
             page.goto(f"{server}/grouping")
             page.get_by_role("heading", name="Task grouping").wait_for(timeout=60_000)
             _wait_idle(page, 60_000)
@@ -114,5 +153,13 @@ def test_every_page_in_chromium(server):
             assert groups.first.inner_text() != before
             _assert_clean(page, "grouping k=6")
             page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-k6.png"), full_page=True)
+            # The user picks light or dark in the main menu.
+            page.get_by_test_id("stMainMenu").click()
+            page.get_by_test_id("stMainMenuItem-theme-Dark").click()
+            page.wait_for_timeout(800)
+            bg = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+            rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
+            assert sum(rgb) < 3 * 80, bg
+            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-dark.png"), full_page=True)
         finally:
             browser.close()

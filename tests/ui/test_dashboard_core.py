@@ -149,7 +149,86 @@ def test_bench_charts_from_the_saved_results():
     a, b = table[("balanced", "sdp")].split("/")
     assert sdp.y[list(sdp.x).index("balanced")] == pytest.approx(int(a) / int(b))
     assert charts_for("estimation", results["estimation"].data)
-    # A benchmark without its own builder (e.g. gradtag) gets the generic chart from its rows.
-    generic = charts_for("gradtag", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
+    # A benchmark without its own builder gets the generic chart from its rows.
+    generic = charts_for("newbench", {"rows": [{"method": "m", "budget": b, "error": 1.0 / b} for b in (1, 2, 4)]})
     assert list(generic[0][1].data[0].y) == [1.0, 0.5, 0.25]
-    assert charts_for("gradtag", {"notes": "no rows"}) == []
+    assert charts_for("newbench", {"notes": "no rows"}) == [] and charts_for("gradtag", {"notes": "no rows"}) == []
+
+
+def test_heatmap_is_square_sized_to_the_matrix_with_bands_or_labels():
+    from ui.figures import LABEL_CELL_PX, MAX_SIDE_PX, heatmap
+
+    for sizes in ((4, 4, 4), (20, 15, 15, 10), (40, 35, 30, 30, 25, 20, 20), (200, 200, 250)):
+        case = planted_affinity(sizes, noise=0.3, seed=1)
+        n = case.matrix.n
+        order = order_by_groups(case.matrix.values, case.labels)
+        fig = heatmap(case.matrix, order, title="t")
+        lay = fig.layout
+        side_w = lay.width - lay.margin.l - lay.margin.r
+        side_h = lay.height - lay.margin.t - lay.margin.b
+        assert abs(side_w - side_h) <= 1 and side_w <= MAX_SIDE_PX + 1  # square drawing area, cells square
+        assert lay.yaxis.scaleanchor == "x"
+        labelled = lay.xaxis.showticklabels is not False
+        assert labelled == (n * LABEL_CELL_PX <= MAX_SIDE_PX)
+        bands = [sh for sh in lay.shapes if sh.type == "rect"]
+        assert len(bands) == 2 * len(sizes)  # one band per group along each axis
+        assert lay.xaxis.title.text.startswith("target") and lay.yaxis.title.text.startswith("source")
+        z = np.asarray(fig.data[0].z)
+        assert z.shape == ((n, n) if n <= 600 else (600, 600))
+    sym = heatmap(case.matrix, order, symmetric=True)
+    assert sym.layout.xaxis.title.text.startswith("task") and sym.layout.yaxis.title.text == "task"
+
+
+def test_heatmap_zooms_into_a_group_with_readable_labels():
+    from ui.figures import heatmap
+
+    case = planted_affinity((60, 50, 40), noise=0.3, seed=2)
+    order = order_by_groups(case.matrix.values, case.labels)
+    pos = np.flatnonzero(order.group_of == 1)
+    fig = heatmap(case.matrix, order, subset=pos)
+    assert list(fig.data[0].x) == [case.matrix.names[i] for i in order.order[pos]]
+    assert fig.layout.xaxis.showticklabels is not False
+
+
+def test_linkage_order_puts_subgroups_together():
+    # One labelled group made of two planted sub-groups: the within-group order keeps each sub-group contiguous.
+    case = planted_affinity((6, 6), noise=0.05, seed=3)
+    order = order_by_groups(case.matrix.values, np.zeros(12, dtype=int))
+    sub = case.labels[order.order]
+    assert int(np.sum(sub[1:] != sub[:-1])) == 1
+    with pytest.raises(InvalidInputError):
+        order_by_groups(case.matrix.values, case.labels, within="alphabet")
+
+
+def test_benchmark_sections_get_a_chart_for_their_question_and_a_headline():
+    from ui.bench_figures import BUILDERS, charts_for, headline_for
+
+    for rec in load_results():
+        if rec.error or rec.name not in BUILDERS:
+            continue
+        charts = charts_for(rec.name, rec.data)
+        assert charts, rec.name
+        for caption, fig in charts:
+            assert "full table is above" not in caption
+            assert fig.layout.yaxis.type != "log" or rec.name == "sdp_scaling", rec.name
+        if rec.name.startswith("pays_") or rec.name in ("gradtag", "training", "recovery"):
+            assert headline_for(rec.name, rec.data), rec.name
+
+
+def test_background_sdp_solves_fill_the_cache_the_pages_read():
+    import time
+
+    from ui.grouping import sdp_ready, sdp_solution, solve_in_background
+    from ui.state import Source, matrix_key
+
+    case = planted_affinity((8, 7, 6), noise=0.3, seed=9)
+    src = Source(label="t", kind="upload", matrix=case.matrix, matrix_name="t", key=matrix_key(case.matrix))
+    pre = Preprocessing()
+    solve_in_background(src, [2, 4], pre, "cvxpy")
+    solve_in_background(src, [3], pre, "cvxpy", urgent=True)  # a page waits for k = 3: it goes first
+    deadline = time.monotonic() + 120
+    while not all(sdp_ready(src, k, pre, "cvxpy") for k in (2, 3, 4)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(sdp_ready(src, k, pre, "cvxpy") for k in (2, 3, 4))
+    X = sdp_solution(src, 3, pre, "cvxpy").X  # from the cache the worker filled
+    assert X.shape == (21, 21) and np.allclose(np.trace(X), 3, atol=1e-3)

@@ -19,6 +19,7 @@ KNOWN = {
     "gradtag": ("Grad-TAG estimator", "its script in bench/ (writes bench/results/gradtag.json)"),
     "estimators": ("Estimators compared", "its script in bench/ (writes bench/results/estimators.json)"),
     "training": ("Training backends", "its script in bench/ (writes bench/results/training.json)"),
+    "dashboard": ("Dashboard latency in the browser", "PYTHONPATH=$PWD python -m bench.bench_dashboard"),
 }
 
 
