@@ -303,7 +303,10 @@ def _parse_csv(data: bytes, source: str, limits: _Limits, missing: str = "refuse
     try:
         # the shape is known from the first row: refuse before a single value is parsed
         first_line = next((ln for ln in _lines(text) if ln.strip()), "")
-        _check_size(len(next(csv.reader([first_line], delimiter=sep), [])), source, limits, per_entry=64)
+        fields = next(csv.reader([first_line], delimiter=sep), [])
+        corner = fields[0].strip() if fields else ""
+        named = corner == "" or not _is_number(corner, sep != ",")  # a corner cell or a name column: not a task
+        _check_size(len(fields) - (1 if named and len(fields) > 1 else 0), source, limits, per_entry=64)
         rows = [r for r in csv.reader(_lines(text), delimiter=sep) if any(c.strip() for c in r)]
     except csv.Error as exc:  # its messages describe the structure ("field larger than field limit"), not the data
         raise InvalidInputError(f"{source}: not valid CSV ({str(exc)[:80]}).") from None
@@ -350,9 +353,11 @@ def _parse_csv(data: bytes, source: str, limits: _Limits, missing: str = "refuse
             try:
                 v = _number(cell, decimal_comma)
             except ValueError:
+                task = f" (task {header[col - 1]!r})" if has_header and col - 1 < len(header) else ""
                 raise InvalidInputError(
-                    f"{source}: line {lineno}, value {col} is not a number; use numbers, or leave a cell empty "
-                    "(or NA) for a pair that was not measured.") from None
+                    f"{source}: line {lineno}, column {col + (1 if has_index else 0)}{task}: not a number written in "
+                    "plain decimal digits (0-9, '.', 'e'; no '_', no other scripts' digits); leave a cell empty (or "
+                    "NA) for a pair that was not measured.") from None
             parsed.append(np.nan if v is None else v)
         values.append(parsed)
         names.append(strict_name(row[0].strip(), f"{source}: line {lineno}, first column") if has_index else None)
@@ -362,7 +367,8 @@ def _parse_csv(data: bytes, source: str, limits: _Limits, missing: str = "refuse
         if sorted(names) == sorted(header) and len(set(names)) == len(names):
             # Same tasks, other order: reorder the columns to match the rows.
             index = {x: j for j, x in enumerate(header)}
-            values = values[:, [index[x] for x in names]]
+            order = [index[x] for x in names]
+            values = [[row[j] for j in order] for row in values]
         else:
             diff = next((i for i, (a, b) in enumerate(zip(names, header)) if a != b), None)
             where = f" (first at row and column {diff + 1})" if diff is not None else ""

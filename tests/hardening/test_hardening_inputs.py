@@ -191,7 +191,7 @@ CASES = [
          ("m.csv", "inf", "finite number")),
     Case("csv-text-cell", "cli", "a word where a number belongs",
          lambda t, s: ("cli", group_cli(write(t / "m.csv", GOOD_MATRIX.replace("0.5,1", "high,1")))),
-         ("m.csv", "is not a number")),
+         ("m.csv", "line 3, column 2", "not a number")),
     Case("csv-utf16", "cli", "UTF-16 encoded .csv",
          lambda t, s: ("cli", group_cli(write(t / "m.csv", GOOD_MATRIX.encode("utf-16")))), ("m.csv", "not UTF-8", "save")),
     Case("csv-latin1", "cli", "Latin-1 task names",

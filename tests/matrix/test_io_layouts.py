@@ -45,6 +45,6 @@ def test_messages_say_what_is_wrong_without_echoing_cells():
     with pytest.raises(InvalidInputError, match="2 rows of values but 3 values per row") as exc:
         parse_affinity(b"x;y;z\n1;2;3\n4;5;6\n", "csv")
     assert "semicolon" in str(exc.value)
-    with pytest.raises(InvalidInputError, match="line 2, value 1 is not a number") as exc:
+    with pytest.raises(InvalidInputError, match=r"line 2, column 2 \(task .a.\): not a number") as exc:
         parse_affinity(b"t,a,b\na,SECRET,2\nb,3,4\n", "csv")
     assert "SECRET" not in str(exc.value)
