@@ -97,7 +97,7 @@ def test_damaged_runs_take_no_page_down_in_chromium(server):
             page.get_by_role("option", name="runs/a1-deep-manifest (unreadable)").click()
             _wait_idle(page)
             errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
-            assert len(errors) == 1 and "is unreadable" in errors[0] and "nested too deeply" in errors[0], errors
+            assert len(errors) == 1 and "is unreadable" in errors[0] and "levels deep" in errors[0], errors
             assert str(root.parent) not in page.inner_text("body").replace(str(root), "")
             assert page.locator('[data-testid="stException"]').count() == 0
         finally:

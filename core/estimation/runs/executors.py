@@ -214,6 +214,9 @@ def _stderr_to(path: Path) -> Iterator[None]:
 
 def import_ray():
     """Import ray, or say how to install it."""
+    # Ray's progress bars replace builtins.print in the driver, for every later print of this process; ours
+    # print plain lines and must keep the print the user's terminal (or a test's capture) gave them.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError:
