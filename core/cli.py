@@ -17,7 +17,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from core.errors import TaskAffinityError
 
@@ -75,6 +75,24 @@ def write_crash_log(argv: Sequence[str] | None, exc: BaseException) -> Path | No
         except OSError:
             continue
     return None
+
+
+def progress_bar(enabled: bool, unit: str = "training") -> tuple[Callable[[int, int, str], None] | None,
+                                                             Callable[[], None]]:
+    """``(progress, close)`` for a run's ``progress(done, total, message)`` callback: a tqdm bar on stderr."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm.auto import tqdm  # only commands that train show a bar
+
+    bar = tqdm(total=0, unit=unit, file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def update(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message[:60], refresh=False)
+        bar.refresh()
+
+    return update, bar.close
 
 
 def one_line(message: str) -> str:

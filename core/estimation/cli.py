@@ -10,15 +10,15 @@ Example::
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from core.cli import progress_bar
 from core.devices import DEVICE_HELP, check_device
 from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.orchestrator import run_estimation
-from core.matrix.transfer import negative_transfers
 from core.inputs import loads_yaml
+from core.matrix.transfer import negative_transfers
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -74,23 +74,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _progress_bar(enabled: bool):
-    if not enabled:
-        return None, lambda: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=0, unit="job", file=sys.stderr, dynamic_ncols=True, disable=None)
-
-    def update(done: int, total: int, message: str) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message[:60], refresh=False)
-        bar.refresh()
-
-    return update, bar.close
-
-
 def run_command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = dict(args.option)
     for flag, key in (("subsets", "subsets"), ("subset_size", "subset_size")):
@@ -114,7 +97,7 @@ def run_command(args: argparse.Namespace) -> int:
     # the sandbox comes from the flags and the environment of whoever started this process
     config = load_run_config(args.config, data_root=args.data_root, allow_paths=args.allow_path)
     previous = signal.signal(signal.SIGTERM, _terminate)
-    progress, close = _progress_bar(not args.no_progress)
+    progress, close = progress_bar(not args.no_progress, "job")
     try:
         run = run_estimation(config, out=args.out, estimator=args.estimator, options=options or None,
                              resume=args.resume, executor=args.executor, address=args.address,

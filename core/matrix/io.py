@@ -446,7 +446,7 @@ def _parse_npz(data: bytes, source: str, limits: _Limits) -> AffinityMatrix:
                     meta[key] = npz[key]
     except InvalidInputError:
         raise
-    except ValueError as exc:
+    except ValueError:
         raise InvalidInputError(f"{source}: cannot read .npz without pickle (it holds object arrays, which are never "
                                 "unpickled); save plain numeric and string arrays.") from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, zlib.error, ...

@@ -8,27 +8,17 @@ sizes are read from the NPZ array headers and the CSV header row before anything
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.browser import CHROMIUM, require_browser, streamlit_server
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real server and browser: about 90 s on 2 cores
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -40,32 +30,9 @@ def _peak_rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def server():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run this test")
-    pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("TASKAFFINITY_RUNS_ROOT", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, "the dashboard server exited"
-                time.sleep(0.25)
+    require_browser()
+    with streamlit_server(quiet=True) as (url, proc):
         yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _npz_bomb() -> bytes:

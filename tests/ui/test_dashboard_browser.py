@@ -6,21 +6,15 @@ Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, CHROMIUM, assert_clean, require_browser, streamlit_server, wait_idle
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
 # (sidebar link, page header, a selector present once the page has rendered its content, screenshot name)
 PAGES = [("Affinity", "Task affinity", ".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer", "affinity"),
          ("Negative transfer", "Negative transfer", '[data-testid="stDataFrame"] canvas', "negative_transfer"),
@@ -32,57 +26,11 @@ PAGES = [("Affinity", "Task affinity", ".js-plotly-plot .hm, .js-plotly-plot .he
 SIZES = ("planted-12", "planted-60", "planted-200", "planted-500")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run this test")
-    pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("TASKAFFINITY_RUNS_ROOT", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(proc.stdout.read().decode(errors="replace"))
-                time.sleep(0.25)
+    require_browser()
+    with streamlit_server() as (url, proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_idle(page, timeout_ms: int = 30_000) -> None:
-    """Wait until Streamlit has finished the script run (no 'Running' status widget)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
-    page.wait_for_timeout(300)
-
-
-def _assert_clean(page, where: str) -> None:
-    body = page.inner_text("body")
-    assert "Traceback" not in body, where
-    errors = page.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 0, f"{where}: " + " | ".join(errors.all_inner_texts())
-    assert page.locator('[data-testid="stException"]').count() == 0, where
 
 
 def _pick_run(page, name: str) -> None:
@@ -92,14 +40,14 @@ def _pick_run(page, name: str) -> None:
     page.keyboard.type(name)
     page.keyboard.press("Enter")
     page.locator('[data-testid="stSidebar"]').get_by_text(f"{name.split('-')[1]} tasks ·").wait_for(timeout=60_000)
-    _wait_idle(page, 60_000)
+    wait_idle(page, 60_000)
 
 
 def _visit(page, link: str, header: str, ready: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=link).first.click()
     page.get_by_role("heading", name=header).wait_for(timeout=90_000)
     page.locator(ready).first.wait_for(timeout=90_000)
-    _wait_idle(page, 90_000)
+    wait_idle(page, 90_000)
     page.wait_for_timeout(500)  # grids and plots paint after they attach
 
 
@@ -123,7 +71,7 @@ def test_every_page_at_every_size_in_chromium(server):
                 _pick_run(page, run)
                 for link, header, ready, shot in PAGES:
                     _visit(page, link, header, ready)
-                    _assert_clean(page, f"{run} {shot}")
+                    assert_clean(page, f"{run} {shot}")
                     assert page.title() == f"{link} · taskaffinity"
                     page.screenshot(path=str(ARTIFACTS / f"dashboard-{run}-{shot}.png"), full_page=True)
         finally:
@@ -142,16 +90,16 @@ def test_k_change_in_chromium(server):
         try:
             page.goto(f"{server}/grouping")
             page.get_by_role("heading", name="Task grouping").wait_for(timeout=60_000)
-            _wait_idle(page, 60_000)
+            wait_idle(page, 60_000)
             groups = page.get_by_role("heading", name="groups (", exact=False)
             before = groups.first.inner_text()
             k_input = page.get_by_label("Number of groups k")
             k_input.fill("6")
             k_input.press("Enter")
             page.get_by_role("heading", name="6 groups", exact=False).wait_for(timeout=60_000)
-            _wait_idle(page, 60_000)
+            wait_idle(page, 60_000)
             assert groups.first.inner_text() != before
-            _assert_clean(page, "grouping k=6")
+            assert_clean(page, "grouping k=6")
             page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-k6.png"), full_page=True)
             # The user picks light or dark in the main menu.
             page.get_by_test_id("stMainMenu").click()

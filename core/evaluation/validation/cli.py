@@ -16,10 +16,10 @@ import signal
 import sys
 from typing import Any
 
+from core.cli import progress_bar
 from core.errors import InvalidInputError
 from core.evaluation.validation.folder import list_validations
-from core.evaluation.validation.orchestrator import (Validation, prepare_validation, run_validation,
-                                                     validation_status)
+from core.evaluation.validation.orchestrator import Validation, prepare_validation, run_validation, validation_status
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -67,8 +67,9 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return "-" if x != x else f"{x:.{digits}g}"
 
 
-def print_validation(v: Validation, out: Any = sys.stdout) -> None:
+def print_validation(v: Validation, out: Any = None) -> None:
     """The summary of a validation as plain text: strategies, paired differences and verdicts, per-task gains."""
+    out = sys.stdout if out is None else out  # looked up now: a default bound at import keeps a stale stream
     man, s = v.manifest, v.summary or {}
     cost = man.get("cost") or {}
     prog = man.get("progress") or {}
@@ -99,22 +100,6 @@ def print_validation(v: Validation, out: Any = sys.stdout) -> None:
         if a:
             print(f"  predicted vs measured: Spearman {_fmt(a.get('spearman'), 3)}, same sign for "
                   f"{_fmt(a.get('sign_agreement'), 3)} of {a.get('tasks')} tasks", file=out)
-
-
-def _progress_bar(enabled: bool):
-    if not enabled:
-        return None, lambda: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=0, unit="training", file=sys.stderr, dynamic_ncols=True, disable=None)
-
-    def update(done: int, total: int, message: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message[:60], refresh=False)
-        bar.refresh()
-
-    return update, bar.close
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -160,7 +145,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _terminate)
-    progress, close = _progress_bar(not args.no_progress and not args.plan_only)
+    progress, close = progress_bar(not args.no_progress and not args.plan_only, "training")
     try:
         v = run_validation(args.run, executor=args.executor, address=args.address, resume=args.resume,
                            plan_only=args.plan_only, config=args.config, progress=progress, **kwargs)
