@@ -42,7 +42,8 @@ with guard():
                     "together; lines and coloured bands mark the groups")
             if pending:
                 note = (f"ordered by the spectral grouping (k={result.k}) while the SDP grouping is solved in the "
-                        "background; the heatmap re-orders itself when it is ready. ") + note.split("), ", 1)[1]
+                        "background (the heatmap re-orders itself when it is ready), "
+                        + note.split("), ", 1)[1])
         except Exception as exc:  # still show the heatmap, say why it is unordered
             st.warning(f"Cannot order by the current grouping: {exc}")
     order = order_by_groups(shown.values, labels)
