@@ -10,6 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.state import VIA_APP
+
 ICON = str(Path(__file__).resolve().parent / "ui" / "static" / "favicon.png")
 
 # No icon per page: Streamlit turns a page icon into the tab's favicon, fetched from fonts.gstatic.com.
@@ -24,5 +26,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+st.session_state[VIA_APP] = True
 st.set_page_config(page_title=f"{page.title} · taskaffinity", page_icon=ICON, layout="wide")
 page.run()

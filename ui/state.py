@@ -10,6 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core.matrix.affinity import AffinityMatrix
 from core.errors import InvalidInputError, TaskAffinityError
@@ -178,8 +179,24 @@ def roots() -> tuple[Path, ...]:
     return configured_roots()
 
 
+VIA_APP = "_via_app"  # set by app.py: this session runs its pages through app.py's navigation
+
+
+def through_app() -> None:
+    """Serve a page opened from its own URL (a bookmark, a shared link) inside app.py's navigation.
+
+    Streamlit keeps a pages/ folder beside app.py in its older multipage mode until app.py's
+    st.navigation has run once in the server process; a link to a page opened before that runs the page
+    file alone, under a navigation of file names. Leave that mode and run again, through app.py.
+    """
+    if PagesManager.uses_pages_directory and not st.session_state.get(VIA_APP):
+        PagesManager.uses_pages_directory = False  # what st.navigation itself sets; private, hence tested
+        st.rerun()
+
+
 def sidebar_source() -> None:
     """Render the data-source controls in the sidebar and store the chosen :class:`Source` in the session."""
+    through_app()
     sb = st.sidebar
     sb.header("Data")
     # Widgets in a page are new widgets on every page, so their values go through keep/remember.
