@@ -19,7 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
-from core.errors import TaskAffinityError
+from core.devices import check_device
+from core.errors import InvalidInputError, TaskAffinityError
 
 # Modules that define commands; a missing one (not yet built) is skipped.
 COMMAND_MODULES = (
@@ -93,6 +94,14 @@ def progress_bar(enabled: bool, unit: str = "training") -> tuple[Callable[[int, 
         bar.refresh()
 
     return update, bar.close
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: the spelling checked up front, without importing torch."""
+    try:
+        return check_device(text, "--device")
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def one_line(message: str) -> str:

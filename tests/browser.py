@@ -50,23 +50,32 @@ def streamlit_server(runs_root: Path | str | None = None, *, quiet: bool = False
         cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError("the dashboard server exited: "
-                                       + (proc.stdout.read().decode(errors="replace") if proc.stdout else ""))
-                time.sleep(0.25)
+        wait_healthy(url, proc)
         yield url, proc
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 60.0) -> None:
+    """Wait until the server at ``url`` answers its health check; fail with its output if it exits."""
+    for _ in range(int(seconds / 0.25)):
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the dashboard server exited: "
+                                   + (proc.stdout.read().decode(errors="replace") if proc.stdout else ""))
+            time.sleep(0.25)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cli import progress_bar
-from core.devices import DEVICE_HELP, check_device
+from core.cli import device_arg, progress_bar
+from core.devices import DEVICE_HELP
 from core.errors import InvalidInputError
 from core.estimation.estimators.base import ESTIMATORS
 from core.estimation.runs.orchestrator import run_estimation
@@ -30,13 +30,6 @@ def _option(text: str) -> tuple[str, Any]:
     except InvalidInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return key.strip().replace("-", "_"), parsed
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device(text, "--device")
-    except InvalidInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -61,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-ship-code", action="store_true",
                    help="with --address: do not ship this taskaffinity's code to the nodes (they must have the same "
                         "version installed; a node with other code refuses the run)")
-    p.add_argument("--device", type=_device, metavar="DEVICE",
+    p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help=f"where trainings run: {DEVICE_HELP} (default: the config's training.device, else auto)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the config's, else 0)")
     p.add_argument("--split", choices=("val", "test", "train"), help="split scored for affinities (default val)")

@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Iterator
 
-from core.devices import DEVICE_HELP, check_device
+from core.cli import device_arg
+from core.devices import DEVICE_HELP
 from core.errors import InvalidInputError
 from core.grouping.api import GROUPING_METHODS, group
 from core.grouping.sdp.relaxation import SOLVERS
@@ -98,13 +99,6 @@ def progress(step: str, enabled: bool = True, every: float = PROGRESS_EVERY_S) -
             print(f"... {step}: done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
 
 
-def _device(text: str) -> str:
-    try:
-        return check_device(text, "--device")
-    except InvalidInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("group", help="group tasks from an affinity matrix (CSV, JSON or NPZ)",
                               description=__doc__.split("\n\n")[0])
@@ -112,7 +106,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--k", required=True, type=_k_arg, metavar="K|auto", help="number of groups, or 'auto'")
     p.add_argument("--method", default="sdp", choices=list(GROUPING_METHODS))
     p.add_argument("--solver", default="auto", choices=list(SOLVERS), help="SDP solver (method sdp)")
-    p.add_argument("--device", type=_device, metavar="DEVICE",
+    p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help=f"torch solver's device: {DEVICE_HELP} (default auto)")
     p.add_argument("--c", type=_positive_float, default=1.0, help="rounding threshold factor: link X[u,v] > c/n")
     p.add_argument("--no-refine", action="store_true", help="skip local refinement (method sdp)")

@@ -11,21 +11,18 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from core.estimation.runs.folder import RunDir, load_run
+from tests.browser import CHROMIUM, free_port, require_browser, stop, wait_healthy
 from ui.coverage import low_count_caption, low_count_entries
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.slow
 
@@ -37,12 +34,6 @@ def readme_example() -> tuple[list[str], str]:
     shell = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
     python = re.search(r"```python\n(.*?)```", block, re.S).group(1)
     return [ln for ln in shell.splitlines() if ln.strip() and not ln.startswith("#")], python
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _workdir(tmp: Path) -> Path:
@@ -98,10 +89,8 @@ def test_readme_example_plan_train_ingest_group_dashboard(tmp_path):
     assert load_run(ho).status == "partial" and load_run(ho).main.estimator == "higher-order"
 
     # the command-line part above runs everywhere; the dashboard part needs a browser
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium to check the dashboard step")
-    pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
-    port = _free_port()
+    require_browser()
+    port = free_port()
     cmd = shlex.split(dashboard[0])
     assign = dict(x.split("=", 1) for x in cmd if "=" in x and not x.startswith("-"))
     argv = [x for x in cmd if x not in {f"{k}={v}" for k, v in assign.items()}]
@@ -110,20 +99,10 @@ def test_readme_example_plan_train_ingest_group_dashboard(tmp_path):
                             cwd=work, env={**env, **assign}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
-                time.sleep(0.25)
+        wait_healthy(url, proc)
         _check_pages(url, half, load_run(ho).main)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def _idle(page) -> None:

@@ -207,9 +207,6 @@ def launches() -> LaunchManager:
     return _LAUNCHES
 
 
-manager = launches  # the former name
-
-
 def launch_root(roots: tuple[Path, ...] | None = None) -> Path:
     """Where the dashboard writes new runs: ``runs/`` of the checkout, or the first ``$TASKAFFINITY_RUNS_ROOT``."""
     if roots is None:
