@@ -79,7 +79,7 @@ def _pre(pre: tuple) -> Preprocessing:
     return Preprocessing(diagonal=pre[0], transform=pre[1])
 
 
-#: SDP solutions solved in this process: (matrix key, k, preprocessing, solver). A page asks :func:`sdp_ready`
+#: SDP groupings solved and rounded in this process: (matrix key, k, preprocessing, solver). A page asks :func:`sdp_ready`
 #: before it would block on a solve, and the background worker fills it ahead of the user (neighbouring k).
 _SOLVED: set[tuple] = set()
 _QUEUED: set[tuple] = set()
@@ -103,15 +103,16 @@ def _work() -> None:
 @st.cache_data(max_entries=64, show_spinner="Solving the SDP relaxation…")
 def _sdp_solution(key: str, k: int, pre: tuple, solver: str, _matrix: AffinityMatrix) -> tuple[SDPSolution, float]:
     tol = LARGE_SDP_TOL if _matrix.n > AUTO_CVXPY_MAX_N else DEFAULT_TOL
-    est = SDPGrouping(k, solver=solver, preprocessing=_pre(pre), tol=tol).fit(_matrix)
-    with _LOCK:
-        _SOLVED.add((key, int(k), tuple(pre), solver))
-    return est.solution_, float(est.seconds_)
+    solution = SDPGrouping(k, solver=solver, preprocessing=_pre(pre), tol=tol).solve(_matrix)
+    return solution, float(solution.seconds)
 
 
-def _solve_quietly(key: str, k: int, pre: tuple, solver: str, matrix: AffinityMatrix) -> None:
+def _solve_quietly(key: str, k: int, pre: tuple, solver: str, matrix: AffinityMatrix, c: float,
+                   refine: bool) -> None:
     try:
-        _sdp_solution(key, k, pre, solver, matrix)  # fills the shared cache; the page reads it from there
+        # Solve and round with the page's settings: the page then finds the grouping itself in the shared
+        # cache, not only the solution (rounding and refinement take about a second at 200 tasks).
+        _grouping(key, "sdp", k, c, refine, pre, solver, matrix)
     except Exception:  # a failed warm-up costs nothing: the page solves again and shows the error itself
         log.debug("background SDP solve failed", exc_info=True)
     finally:
@@ -133,11 +134,12 @@ def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solve
     """
     global _WORKER
     n = source.matrix.n
+    settings = current_settings(n)
     for k in ks:
         if not 1 <= k <= n or not sdp_allowed(source, k, pre, solver):
             continue
         key = (source.key, int(k), pre_key(pre), solver)
-        task = (source.key, int(k), pre_key(pre), solver, source.matrix)
+        task = (*key, source.matrix, settings["c"], settings["refine"])
         with _WAKE:
             if key in _SOLVED:
                 continue
@@ -179,6 +181,8 @@ def _grouping(key: str, method: str, k: int, c: float, refine: bool, pre: tuple,
         est = SDPGrouping(k, c=c, refine=refine, solver=solver, preprocessing=_pre(pre)).fit(_matrix, solution=solution)
         result = est.result()
         result.seconds = solve_seconds + (time.perf_counter() - t0)
+        with _LOCK:  # ready once rounded too: a page that sees it ready does not round it a second time
+            _SOLVED.add((key, int(k), tuple(pre), solver))
         return result
     if method == "exhaustive":
         return ExhaustiveGrouping(k, preprocessing=_pre(pre)).fit(_matrix).result()

@@ -98,20 +98,11 @@ class BaseGrouping(ABC):
         ``names_``, ``k_``, ``preprocessing_``, ``details_``.
         """
         start = time.perf_counter()
-        self._check_params()
-        m = as_affinity_matrix(matrix)
-        k = validate_k(self.k, m.n)
-        validate_scale(m.values)  # before preprocessing too: z-scoring huge values overflows
-        if self.preprocessing is not None:
-            m = self.preprocessing.apply(m)
-        T = np.array(m.values, dtype=np.float64)
-        validate_scale(T)
-        order = np.array(sorted(range(m.n), key=lambda i: m.names[i]))
-        self._order = order
+        m, T, Ts, k = self._prepare(matrix)
+        order = self._order
         rank = np.empty(m.n, dtype=np.int64)
         rank[order] = np.arange(m.n)
         self.details_: dict[str, Any] = {}
-        Ts = T[np.ix_(order, order)]
         labels_sorted = np.asarray(self._fit_sorted(Ts, symmetrize(Ts), k), dtype=np.int64)
         labels = np.empty(m.n, dtype=np.int64)
         labels[order] = labels_sorted
@@ -127,6 +118,19 @@ class BaseGrouping(ABC):
         self.matrix_ = m
         self.seconds_ = time.perf_counter() - start
         return self
+
+    def _prepare(self, matrix: AffinityMatrix | np.ndarray) -> tuple[AffinityMatrix, np.ndarray, np.ndarray, int]:
+        """Validate and preprocess: ``(matrix, T, T in name order, k)``; sets the name order ``_order``."""
+        self._check_params()
+        m = as_affinity_matrix(matrix)
+        k = validate_k(self.k, m.n)
+        validate_scale(m.values)  # before preprocessing too: z-scoring huge values overflows
+        if self.preprocessing is not None:
+            m = self.preprocessing.apply(m)
+        T = np.array(m.values, dtype=np.float64)
+        validate_scale(T)
+        self._order = np.array(sorted(range(m.n), key=lambda i: m.names[i]))
+        return m, T, T[np.ix_(self._order, self._order)], k
 
     def _unsort(self, a: np.ndarray) -> np.ndarray:
         """Map an (n,) or (n, n) array from name order back to input order."""

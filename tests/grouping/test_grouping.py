@@ -214,6 +214,22 @@ def test_sdp_reports_bound_gap_and_solver_info(planted8):
     json.dumps(res.to_dict())
 
 
+@pytest.mark.parametrize("solver", ["cvxpy", "torch"])
+def test_sdp_solve_then_fit_equals_fit(solver):
+    # The dashboard solves ahead of time (solve) and rounds later (fit with solution=): same answer as one fit.
+    case = planted_affinity([4, 3, 5, 3], noise=0.4, seed=3)
+    pre = Preprocessing(diagonal="zero")
+    est = SDPGrouping(4, solver=solver, preprocessing=pre)
+    solution = est.solve(case.matrix)
+    assert solution.k == 4 and solution.X.shape == (15, 15)
+    split = SDPGrouping(4, solver=solver, preprocessing=pre).fit(case.matrix, solution=solution)
+    whole = SDPGrouping(4, solver=solver, preprocessing=pre).fit(case.matrix)
+    assert split.labels_.tolist() == whole.labels_.tolist()
+    assert split.objective_ == pytest.approx(whole.objective_) and split.sdp_value_ == pytest.approx(whole.sdp_value_)
+    with pytest.raises(InvalidInputError):
+        SDPGrouping(16, solver=solver).solve(case.matrix)  # validated up front, like fit
+
+
 def test_sdp_equals_exhaustive_where_the_optimum_is_planted():
     checked = 0
     for case in build_suite():

@@ -40,7 +40,7 @@ from core.grouping.base import BaseGrouping
 from core.grouping.refine import refine_from_starts
 from core.grouping.rounding import factor_roundings, fix_group_count, round_solution, threshold_sweep
 from core.grouping.sdp.relaxation import DEFAULT_TOL, SOLVERS, SDPSolution, solve_sdp
-from core.matrix.preprocess import Preprocessing
+from core.matrix.preprocess import Preprocessing, symmetrize
 
 ROUNDINGS = ("best", "threshold", "rows", "sweep", "random")
 FAMILIES = ("threshold", "rows", "sweep", "random")
@@ -153,7 +153,7 @@ class SDPGrouping(BaseGrouping):
             raise InvalidInputError(
                 f"SDP solver {sol.solver} failed (status {sol.status}); try solver='cvxpy' or a larger max_iters.")
         X = sol.X
-        names, starts = self._candidates(X, k)
+        names, starts, rounding_info = self._candidates(X, k)
         labels, info = refine_from_starts(S, starts, refine=bool(self.refine))
         chosen = names[info["winner"]]
         self.solution_ = sol
@@ -168,17 +168,21 @@ class SDPGrouping(BaseGrouping):
             solve_seconds=float(sol.seconds), sdp_primal_value=float(sol.value), sdp_upper_bound=float(sol.upper_bound),
             c=float(self.c), threshold=float(self.c) / S.shape[0], rounding=self.rounding, chosen_rounding=chosen,
             rounded_objective=self.rounded_objective_, refine=bool(self.refine), starts=len(starts),
-            n_starts=int(self.n_starts), candidates=_family_summary(names, info), reused_solution=self._given is not None)
+            n_starts=int(self.n_starts), candidates=_family_summary(names, info, rounding_info), reused_solution=self._given is not None)
         if sol.solver.startswith("torch"):  # the only solver that runs on a chosen device
             self.details_["device"] = describe_device(self.device)
         return labels
 
-    def _candidates(self, X: np.ndarray, k: int) -> tuple[list[str], list[np.ndarray]]:
-        """Distinct rounding candidates, named "family#i", in family order (earlier wins ties)."""
+    def _candidates(self, X: np.ndarray, k: int) -> tuple[list[str], list[np.ndarray], dict[str, dict]]:
+        """Distinct rounding candidates, named "family#i", in family order (earlier wins ties), and what the
+        threshold rounding did at c (groups formed by the links, merges or splits to reach k)."""
         families = FAMILIES if self.rounding == "best" else (self.rounding,)
         made: dict[str, list[np.ndarray]] = {}
+        extra: dict[str, dict] = {}
         if "threshold" in families:
-            made["threshold"] = [round_solution(X, k, float(self.c))[0]]
+            labels, how = round_solution(X, k, float(self.c))
+            made["threshold"] = [labels]
+            extra["threshold"] = {key: value for key, value in how.items() if key != "threshold"}
         if "rows" in families:
             made["rows"] = [rows_kmeans_labels(X, k, self.seed)]
         if "sweep" in families:
@@ -193,7 +197,7 @@ class SDPGrouping(BaseGrouping):
                     seen.add(key)
                     names.append(f"{family}#{i}" if len(parts) > 1 else family)
                     starts.append(labels)
-        return names, starts
+        return names, starts, extra
 
     def fit(self, matrix, solution: SDPSolution | None = None) -> "SDPGrouping":
         """Solve the SDP for ``matrix`` (or reuse ``solution``), round to k groups and refine.
@@ -220,19 +224,33 @@ class SDPGrouping(BaseGrouping):
         self.details_.update(gap=self.gap_, relative_gap=self.relative_gap_)
         return self
 
+    def solve(self, matrix) -> SDPSolution:
+        """Only the relaxation, for this matrix, k and preprocessing: the ``solution`` that :meth:`fit` rounds.
+
+        For callers that solve ahead of time (the dashboard's background worker) and round later, perhaps
+        several times with different ``c``: ``fit(matrix, solution=self.solve(matrix))`` equals ``fit(matrix)``.
+        """
+        _, _, Ts, k = self._prepare(matrix)
+        return solve_sdp(symmetrize(Ts), k, solver=self.solver, tol=self.tol, max_iters=self.max_iters,
+                         device=self.device, seed=self.seed)
+
     @property
     def sdp_value(self) -> float | None:
         v = getattr(self, "sdp_value_", None)
         return v if v is not None and np.isfinite(v) else None
 
 
-def _family_summary(names: list[str], info: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per rounding family: how many distinct candidates, best objective before and after refinement."""
+def _family_summary(names: list[str], info: dict[str, Any], extra: dict[str, dict]) -> list[dict[str, Any]]:
+    """Per rounding family: how many distinct candidates, best objective before and after refinement, the
+    refinement's moves and swaps from the family's best start (None with refinement off), and ``extra``."""
     out: dict[str, dict[str, Any]] = {}
-    for name, before, after in zip(names, info["rounded_objectives"], info["objectives"]):
+    for name, before, after, ref in zip(names, info["rounded_objectives"], info["objectives"], info["refines"]):
         fam = name.split("#")[0]
-        row = out.setdefault(fam, dict(rounding=fam, starts=0, rounded_objective=-np.inf, objective=-np.inf))
+        row = out.setdefault(fam, dict(rounding=fam, starts=0, rounded_objective=-np.inf, objective=-np.inf,
+                                       refine=None, **extra.get(fam, {})))
         row["starts"] += 1
         row["rounded_objective"] = max(row["rounded_objective"], float(before))
-        row["objective"] = max(row["objective"], float(after))
+        if float(after) > row["objective"]:  # the earliest start wins ties, as in refine_from_starts
+            row["objective"] = float(after)
+            row["refine"] = None if ref is None else dict(moves=int(ref["moves"]), swaps=int(ref["swaps"]))
     return list(out.values())
