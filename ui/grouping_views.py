@@ -82,39 +82,47 @@ def threshold_curve(X: np.ndarray, k: int, c: float, cs: Sequence[float]) -> go.
     return fig
 
 
+#: The SDP grouping's rounding families (core.grouping.sdp.grouping) in plain words; only the first uses c.
+ROUNDING_NAMES = {"threshold": "links at c, then merge/split",
+                  "rows": "k-means on the rows of X (ignores c)",
+                  "sweep": "links at every level of X, then merge/split (ignores c)",
+                  "random": "random roundings of X's factors (ignores c)"}
+
+
 def rounding_words(result: GroupingResult) -> tuple[str, pd.DataFrame]:
-    """What the rounding did at this c, in plain words, and one row per rounding tried."""
+    """What the rounding did at this c, in plain words, and one row per rounding family tried."""
     d = result.details
     cands: list[dict[str, Any]] = d.get("candidates") or []
-    names = {"threshold": "links at c, then merge/split", "rows": "k-means on the rows of X (ignores c)"}
+    chosen = str(d.get("chosen_rounding") or "").split("#")[0]
     rows = []
     for e in cands:
-        ref = e.get("refine") or {}
-        rows.append({"rounding": names.get(e.get("rounding"), e.get("rounding")),
-                     "objective straight from the rounding": number(e.get("rounded_objective")),
-                     "moves, swaps by refinement": (f"{ref.get('moves', 0)}, {ref.get('swaps', 0)}" if ref else "off"),
-                     "final objective": number(e.get("objective")),
-                     "chosen": "yes" if e.get("rounding") == d.get("chosen_rounding") else ""})
+        ref = e.get("refine")
+        rows.append({"rounding": ROUNDING_NAMES.get(e.get("rounding"), e.get("rounding")),
+                     "distinct starts": e.get("starts", 1),
+                     "best objective straight from the rounding": number(e.get("rounded_objective")),
+                     "moves, swaps by refinement": f"{ref.get('moves', 0)}, {ref.get('swaps', 0)}" if ref else "off",
+                     "best final objective": number(e.get("objective")),
+                     "chosen": "yes" if e.get("rounding") == chosen else ""})
     thr = next((e for e in cands if e.get("rounding") == "threshold"), None)
     if thr is None:
         return "", pd.DataFrame(rows)
-    start = thr.get("threshold_groups")
-    fix = (f"{thr.get('merges', 0)} merges of the most similar groups" if thr.get("merges") else
-           f"{thr.get('splits', 0)} cuts of the weakest links" if thr.get("splits") else "no change")
-    ref = thr.get("refine") or {}
+    merges, splits = int(thr.get("merges") or 0), int(thr.get("splits") or 0)
+    fix = (f"{merges} merge{'s' * (merges > 1)} of the most similar groups" if merges else
+           f"{splits} cut{'s' * (splits > 1)} of the weakest links" if splits else "no change")
+    ref = thr.get("refine")
     refined = (f" Refinement then made {ref.get('moves', 0)} single moves and {ref.get('swaps', 0)} swaps "
                f"({number(thr.get('rounded_objective'))} → {number(thr.get('objective'))})." if ref else
                " Refinement is off.")
-    other = next((e for e in cands if e.get("rounding") != "threshold"), None)
-    won = ""
-    if other is not None:
-        won = (" The threshold rounding gave the best final objective, so it is shown."
-               if d.get("chosen_rounding") == "threshold" else
-               " The other rounding (k-means on the rows of X, which does not use c) ended higher, so it is shown; "
-               "moving c changes only the threshold row below.")
+    if len(cands) == 1:
+        won = " The other roundings gave this same partition."
+    elif chosen == "threshold":
+        won = " No other rounding ended higher, so this one is shown."
+    else:
+        won = (f" Another rounding ({ROUNDING_NAMES.get(chosen, chosen).split(' (')[0]}) ended higher, so it is "
+               "shown; moving c changes only the threshold row below.")
     words = (f"At c = {d.get('c', 0):g}, tasks u and v are linked when the SDP solution puts X[u,v] above c/n = "
-             f"{d.get('threshold', 0):.3g}. The links form {start} groups; {fix} gave k = {result.k} "
-             f"(objective {number(thr.get('rounded_objective'))}).{refined}{won}")
+             f"{d.get('threshold', 0):.3g}. The links form {thr.get('threshold_groups')} groups; {fix} gave "
+             f"k = {result.k} (objective {number(thr.get('rounded_objective'))}).{refined}{won}")
     return words, pd.DataFrame(rows)
 
 
