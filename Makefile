@@ -22,9 +22,10 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# ui.serve = streamlit run app.py, with the pages' imports done while the server starts (a faster first view).
 # No file watcher: it would watch the whole checkout including .venv (inotify overflows, CPU).
 run: install
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none
+	$(PY) -m ui.serve --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none
 
 test: install-dev
 	bash .ci/ensure-chromium

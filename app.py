@@ -1,4 +1,4 @@
-"""taskaffinity dashboard: `streamlit run app.py`.
+"""taskaffinity dashboard: `make run`, i.e. `python -m ui.serve` (= `streamlit run app.py`, imports warmed).
 
 Builds the navigation over the pages in pages/ (st.navigation turns off the
 legacy pages/ auto-discovery). Each page renders the shared data-source picker in

@@ -34,7 +34,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def streamlit_server(runs_root: Path | str | None = None, *, quiet: bool = False,
                      **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``(url, process)`` of ``streamlit run app.py`` on a free local port, stopped on exit.
+    """``(url, process)`` of the dashboard as ``make run`` serves it (``python -m ui.serve``, i.e. ``streamlit run
+    app.py``) on a free local port, stopped on exit.
 
     ``runs_root`` sets ``TASKAFFINITY_RUNS_ROOT`` (None: the checkout's defaults); ``env`` adds variables.
     """
@@ -45,7 +46,7 @@ def streamlit_server(runs_root: Path | str | None = None, *, quiet: bool = False
     port = free_port()
     out = subprocess.DEVNULL if quiet else subprocess.PIPE
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
+        [sys.executable, "-m", "ui.serve", "--server.address", "127.0.0.1", "--server.port",
          str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

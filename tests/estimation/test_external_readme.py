@@ -52,7 +52,7 @@ def test_readme_example_plan_train_ingest_group_dashboard(tmp_path):
     (work / "train_elsewhere.py").write_text(trainer)
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("TASKAFFINITY_RUNS_ROOT", None)
-    dashboard = [ln for ln in lines if "streamlit" in ln]
+    dashboard = [ln for ln in lines if "ui.serve" in ln]
     assert len(dashboard) == 1 and len(lines) == 5
     outputs = {}
     for line in lines:

@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium: every page renders, k changes the groups, no error boxes.
 
-Starts ``streamlit run app.py`` on a free localhost port and drives Debian's
+Starts the dashboard as ``make run`` does (``python -m ui.serve``) on a free localhost port and drives Debian's
 chromium with playwright (playwright's own browsers are never downloaded).
 Screenshots go to test-artifacts/.
 """
