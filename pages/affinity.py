@@ -24,6 +24,13 @@ with guard():
         order_mode = st.radio("Order", ["by current grouping", "as given"], horizontal=True,
                               key=keep("order", "by current grouping"))
         remember("order")
+        tree = False
+        if order_mode == "by current grouping":
+            tree = st.checkbox("Show the tree inside groups", key=keep("tree", False),
+                               help="Draws, right of the rows, the clustering of each group's tasks that orders "
+                               "the rows inside the group. Branches that join close to the rows are tasks that "
+                               "help each other most; branches that join far out help each other least.")
+            remember("tree")
     sym = view == "symmetrized"
     st.caption(f"**{src.label}** · matrix `{src.matrix_name}` · {m.n} tasks · metric: {m.metric} · "
                f"estimator: {m.estimator}. " + (
@@ -53,7 +60,8 @@ with guard():
                 f"or choose up to {MAX_CELLS_SIDE} tasks to see every entry.")
     st.caption(note + (f" · preprocessing: {', '.join(shown.preprocessing)}" if shown.preprocessing else "")
                + (f" · showing {what}" if what else ""))
-    st.plotly_chart(heatmap(shown, order, subset=subset, symmetric=sym), width="content", key="heatmap")
+    st.plotly_chart(heatmap(shown, order, subset=subset, symmetric=sym, dendrogram=tree), width="content",
+                    key="heatmap")
     few = low_count_entries(m)
     if m.counts is not None:
         st.caption(low_count_caption(m, few))

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.matrix.affinity import AffinityMatrix
-from core.report.ordering import HeatmapOrder, aggregate, transfer_in_out
+from core.report.ordering import HeatmapOrder, aggregate, group_spans, transfer_in_out, within_group_dendrogram
 
 # Red = harm, blue = help, white = 0 (zmid=0 keeps 0 white whatever the range).
 COLORSCALE = "RdBu"
@@ -17,6 +17,9 @@ MAX_CELLS_SIDE = 600
 #: Side of the drawing area in px at most, and the smallest cell that still carries a readable label.
 MAX_SIDE_PX = 820
 LABEL_CELL_PX = 12
+#: Gap between the heatmap and the within-group tree drawn beside it, in px.
+TREE_GAP_PX = 6
+TREE_COLOUR = "#555555"
 #: Colours of the group bands (repeated after 10 groups; the band's name and hover say which group it is).
 BAND_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
                 "#e15759", "#bab0ac")
@@ -39,7 +42,8 @@ def heatmap_geometry(n: int, longest_label: int) -> dict[str, float]:
 
 def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int] | None = None,
             window: tuple[int, int] | None = None, max_side: int = MAX_CELLS_SIDE, title: str = "",
-            symmetric: bool | None = None, group_names: Sequence[str] | None = None) -> go.Figure:
+            symmetric: bool | None = None, group_names: Sequence[str] | None = None,
+            dendrogram: bool = False) -> go.Figure:
     """Heatmap of ``matrix`` in ``order``: square cells, group bands along both axes, sized to the matrix.
 
     ``subset`` (positions in the order) or ``window`` = (start, stop) zooms into part of it. Task labels are
@@ -47,6 +51,10 @@ def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int
     ``group 1..k`` or ``group_names``) say where each group is and the hover names the tasks. A symmetric
     view (``symmetric``, default: the matrix records a symmetrization) has no source/target axes. Above
     ``max_side`` tasks the matrix is averaged over blocks (hover shows the block's range).
+
+    ``dendrogram`` draws, right of the rows, the within-group trees the order follows (an order built
+    with ``within="linkage"``), where cells are drawn one by one and the rows shown are whole groups;
+    otherwise it is ignored.
     """
     full = order.order
     if subset is not None:
@@ -96,6 +104,9 @@ def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int
     geo = heatmap_geometry(m, max((len(t) for t in ticks), default=1))
     show_labels = bool(geo["labels"]) and n <= max_side
     side = geo["side"]
+    tree = _tree_lines(order, pos) if dendrogram and n <= max_side else None
+    tree_px = int(min(160, max(70, side * 0.16))) if tree else 0
+    plot_w = side + (TREE_GAP_PX + tree_px if tree else 0)
     # Group runs along the drawn positions: bands and boundary lines.
     runs = []
     start = 0
@@ -110,7 +121,7 @@ def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int
         name = group_names[g] if group_names is not None and g < len(group_names) else f"group {g + 1}"
         fig.add_shape(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=1.0 + 3 / side, y1=1.0 + (3 + band) / side,
                       fillcolor=colour, line=dict(width=0.5, color="white"), layer="above")
-        fig.add_shape(type="rect", xref="paper", yref="y", x0=-(3 + band) / side, x1=-3 / side, y0=x0, y1=x1,
+        fig.add_shape(type="rect", xref="paper", yref="y", x0=-(3 + band) / plot_w, x1=-3 / plot_w, y0=x0, y1=x1,
                       fillcolor=colour, line=dict(width=0.5, color="white"), layer="above")
         if (b - a) * scale * side / m >= 8 * len(name) * 0.62 + 6:
             fig.add_annotation(x=(x0 + x1) / 2, y=1.0 + (3 + band / 2) / side, xref="x", yref="paper", text=name,
@@ -136,14 +147,55 @@ def heatmap(matrix: AffinityMatrix, order: HeatmapOrder, *, subset: Sequence[int
     y_title = "task" if symmetric else "source (trained with)"
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left", y=1 - 8 / (side + top + bottom), yanchor="top") if title else None,
-        width=int(side + left + right), height=int(side + top + bottom),
+        width=int(plot_w + left + right), height=int(side + top + bottom),
         margin=dict(l=left, r=right, t=top, b=bottom, autoexpand=False),
         xaxis=dict(title=dict(text=x_title + (f" · {legend_note}" if legend_note else ""), standoff=6),
                    side="bottom", tickangle=-90, **axis),
         yaxis=dict(title=dict(text=y_title, standoff=6 if show_labels else band + 10), autorange="reversed", scaleanchor="x", scaleratio=1,
                    **axis),
         plot_bgcolor="white")
+    if tree:
+        _add_tree(fig, tree, n, side, plot_w)
     return fig
+
+
+def _tree_lines(order: HeatmapOrder, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The within-group tree lines for the shown positions, or None where there is no tree to draw.
+
+    A tree is drawn when the order follows trees, the shown positions are whole consecutive groups and
+    one of them has two tasks or more.
+    """
+    if not order.trees or len(pos) == 0 or pos[-1] - pos[0] + 1 != len(pos):
+        return None
+    spans = group_spans(order)
+    start, stop = int(pos[0]), int(pos[-1]) + 1
+    if start not in {a for a, _ in spans} or stop not in {b for _, b in spans}:
+        return None
+    xs, ys = within_group_dendrogram(order, (start, stop))
+    return (xs, ys) if xs.size else None
+
+
+def _add_tree(fig: go.Figure, tree: tuple[np.ndarray, np.ndarray], n: int, side: float, plot_w: float) -> None:
+    """The tree lines as one trace on their own axes right of the heatmap, rows aligned with its rows.
+
+    The heatmap's row axis is categorical, which takes no in-between positions, so the tree has a linear
+    row axis of its own over the same rows. Both row ranges are fixed: autorange would pad the heatmap's
+    for the width of the group lines, and zooming would move one without the other (the page's "Zoom
+    into" picker zooms instead). One trace, not a shape per line: hundreds of shapes are slow.
+    """
+    xs, ys = tree
+    # Leaves sit at 0 on a scale shared by all groups, so the lowest merge may sit far out: the axis starts
+    # just below it and the leaf stems run in from the heatmap's edge, leaving the width to the branching.
+    lowest = float(np.min(xs.reshape(-1, 5)[:, 1]))
+    start = max(lowest - 0.08 * (1.0 - lowest), 0.0) - 0.02
+    fig.add_trace(go.Scatter(x=xs, y=ys, xaxis="x2", yaxis="y2", mode="lines", hoverinfo="skip",
+                             line=dict(color=TREE_COLOUR, width=1), showlegend=False))
+    fig.update_layout(
+        xaxis=dict(domain=[0.0, side / plot_w], autorange=False, range=[-0.5, n - 0.5], fixedrange=True),
+        yaxis=dict(autorange=False, range=[n - 0.5, -0.5], fixedrange=True),
+        xaxis2=dict(domain=[(side + TREE_GAP_PX) / plot_w, 1.0], anchor="y2", range=[start, 1.04], visible=False,
+                    fixedrange=True),
+        yaxis2=dict(domain=[0.0, 1.0], anchor="x2", range=[n - 0.5, -0.5], visible=False, fixedrange=True))
 
 
 def transfer_bars(matrix: AffinityMatrix, order: HeatmapOrder) -> go.Figure:

@@ -14,6 +14,7 @@ from core.grouping.sdp.grouping import SDPGrouping
 from core.grouping.export import grouping_json, groups_csv
 from core.report.ordering import aggregate, order_by_groups, transfer_in_out
 from core.report.svg import heatmap_svg
+from ui.grouping_views import ROUNDING_NAMES, rounding_words
 from core.matrix.preprocess import Preprocessing
 from core.report.page import ReportInput, to_html, to_markdown
 from ui.services.launches import LaunchManager, Launch
@@ -190,6 +191,41 @@ def test_heatmap_zooms_into_a_group_with_readable_labels():
     assert fig.layout.xaxis.showticklabels is not False
 
 
+def test_heatmap_draws_the_within_group_tree_as_one_trace_beside_the_rows():
+    from ui.figures import heatmap
+
+    case = planted_affinity((20, 15, 15, 1), noise=0.3, seed=5)
+    n = case.matrix.n
+    order = order_by_groups(case.matrix.values, case.labels)
+    plain, tree = heatmap(case.matrix, order, title="t"), heatmap(case.matrix, order, title="t", dendrogram=True)
+    assert heatmap(case.matrix, order, title="t", dendrogram=False).to_json() == plain.to_json()
+    assert len(plain.data) == 1 and "xaxis2" not in plain.layout.to_plotly_json()
+    assert len(tree.data) == 2 and tree.data[0].to_json() == plain.data[0].to_json()
+    lines = tree.data[1]
+    assert lines.type == "scatter" and lines.mode == "lines" and lines.hoverinfo == "skip"
+    assert (lines.xaxis, lines.yaxis) == ("x2", "y2")
+    ys = np.asarray(lines.y, dtype=float)
+    assert np.nanmin(ys) >= 0 and np.nanmax(ys) <= n - 1 and np.isnan(ys).any()  # NaN-separated, on the rows
+    lay, was = tree.layout, plain.layout
+    # The tree's row axis spans exactly the heatmap's rows (no autorange padding on either).
+    assert tuple(lay.yaxis2.range) == tuple(lay.yaxis.range) == (n - 0.5, -0.5) and lay.yaxis.autorange is False
+    assert tuple(lay.yaxis2.domain) == (0.0, 1.0)
+    assert lay.height == was.height and lay.width > was.width  # wider to hold the tree, same rows
+    plot_w = lay.width - lay.margin.l - lay.margin.r
+    heat_w = plot_w * (lay.xaxis.domain[1] - lay.xaxis.domain[0])
+    assert abs(heat_w - (was.width - was.margin.l - was.margin.r)) < 1  # the heatmap keeps its square cells
+    assert lay.xaxis2.domain[0] > lay.xaxis.domain[1] and lay.xaxis2.domain[1] == 1.0
+    # Zoomed into one whole group: the tree of that group on the shown rows; a cut-up subset gets none.
+    pos = np.flatnonzero(order.group_of == 1)
+    one = heatmap(case.matrix, order, subset=pos, dendrogram=True)
+    assert len(one.data) == 2 and np.nanmax(np.asarray(one.data[1].y, dtype=float)) == len(pos) - 1
+    assert len(heatmap(case.matrix, order, subset=pos[:-1], dendrogram=True).data) == 1
+    assert len(heatmap(case.matrix, order, subset=np.flatnonzero(order.group_of == 3), dendrogram=True).data) == 1
+    strength = order_by_groups(case.matrix.values, case.labels, within="strength")
+    assert len(heatmap(case.matrix, strength, dendrogram=True).data) == 1
+    assert len(heatmap(case.matrix, order, max_side=20, dendrogram=True).data) == 1  # block means: no tree
+
+
 def test_linkage_order_puts_subgroups_together():
     # One labelled group made of two planted sub-groups: the within-group order keeps each sub-group contiguous.
     case = planted_affinity((6, 6), noise=0.05, seed=3)
@@ -232,3 +268,20 @@ def test_background_sdp_solves_fill_the_cache_the_pages_read():
     assert all(sdp_ready(src, k, pre, "cvxpy") for k in (2, 3, 4))
     X = sdp_solution(src, 3, pre, "cvxpy").X  # from the cache the worker filled
     assert X.shape == (21, 21) and np.allclose(np.trace(X), 3, atol=1e-3)
+
+
+@pytest.mark.parametrize("k,c,refine", [(6, 1.0, True), (6, 1.0, False), (4, 3.0, True)])
+def test_rounding_words_say_what_each_rounding_did(k, c, refine):
+    # The "what c did" panel reads the SDP grouping's per-family summary: every number it names must be there.
+    m = planted_affinity([10, 8, 12, 9, 11, 10], noise=0.8, seed=4).matrix
+    result = SDPGrouping(k, c=c, refine=refine).fit(m).result()
+    json.dumps(result.to_dict())
+    words, table = rounding_words(result)
+    thr = next(e for e in result.details["candidates"] if e["rounding"] == "threshold")
+    assert f"The links form {thr['threshold_groups']} groups" in words and "None" not in words
+    assert ("Refinement then made" in words) == refine and ("Refinement is off" in words) != refine
+    assert (table["chosen"] == "yes").sum() == 1
+    chosen = result.details["chosen_rounding"].split("#")[0]
+    assert table.loc[table["chosen"] == "yes", "rounding"].item() == ROUNDING_NAMES[chosen]
+    assert table["distinct starts"].sum() == result.details["starts"]
+    assert (table["moves, swaps by refinement"] == "off").all() != refine
