@@ -111,3 +111,34 @@ def test_k_change_in_chromium(server):
             page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-dark.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_tree_inside_groups_and_the_rounding_panel_in_chromium(server):
+    """The Affinity page's tree beside the rows (one line trace next to the heatmap) and the Grouping page's
+    'what c did' panel, on the 60-task run."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        try:
+            page.goto(server)
+            _pick_run(page, "planted-60")
+            _visit(page, *PAGES[0][:3])
+            page.get_by_text("Show the tree inside groups").click()
+            page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
+            wait_idle(page, 60_000)
+            assert_clean(page, "affinity tree")
+            assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+            page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "dashboard-affinity-tree.png"))
+            _visit(page, *PAGES[2][:3])
+            page.get_by_text("what it did", exact=False).first.click()
+            page.get_by_text("The links form", exact=False).wait_for(timeout=60_000)
+            words = page.get_by_text("The links form", exact=False).first.inner_text()
+            assert "None" not in words and "groups;" in words
+            assert_clean(page, "grouping rounding panel")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-rounding.png"), full_page=True)
+        finally:
+            browser.close()
