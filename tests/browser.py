@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -92,3 +93,20 @@ def assert_clean(page, where: str) -> None:
     errors = page.locator('[data-testid="stAlertContentError"]')
     assert errors.count() == 0, f"{where}: " + " | ".join(errors.all_inner_texts())
     assert page.locator('[data-testid="stException"]').count() == 0, where
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1400, height: int = 1000, **options) -> Iterator:
+    """A playwright page in Debian's headless chromium (playwright's own browsers are never downloaded).
+
+    ``options`` go to ``new_page`` (e.g. ``accept_downloads=True``); the browser closes on exit.
+    """
+    # playwright is a dev dependency: imported here so the helpers above serve without it
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height}, **options)
+        finally:
+            browser.close()

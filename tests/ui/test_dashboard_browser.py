@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, assert_clean, require_browser, streamlit_server, wait_idle
+from tests.browser import ARTIFACTS, assert_clean, chromium_page, require_browser, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -53,92 +53,68 @@ def _visit(page, link: str, header: str, ready: str) -> None:
 
 def test_every_page_at_every_size_in_chromium(server):
     """Every page on the 12-, 60-, 200- and 500-task runs: no error element, no request off this machine."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
     outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    with chromium_page(1600, 1000) as page:
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:",
                                                                                           "blob:")) else None)
-        try:
-            page.goto(server)
-            page.get_by_role("heading", name="Task affinity").wait_for(timeout=90_000)
-            assert page.title() == "Affinity · taskaffinity"
-            for run in SIZES:
-                _pick_run(page, run)
-                for link, header, ready, shot in PAGES:
-                    _visit(page, link, header, ready)
-                    assert_clean(page, f"{run} {shot}")
-                    assert page.title() == f"{link} · taskaffinity"
-                    page.screenshot(path=str(ARTIFACTS / f"dashboard-{run}-{shot}.png"), full_page=True)
-        finally:
-            browser.close()
+        page.goto(server)
+        page.get_by_role("heading", name="Task affinity").wait_for(timeout=90_000)
+        assert page.title() == "Affinity · taskaffinity"
+        for run in SIZES:
+            _pick_run(page, run)
+            for link, header, ready, shot in PAGES:
+                _visit(page, link, header, ready)
+                assert_clean(page, f"{run} {shot}")
+                assert page.title() == f"{link} · taskaffinity"
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{run}-{shot}.png"), full_page=True)
     assert not outside, f"requests left the machine: {outside[:5]}"
 
 
 def test_k_change_in_chromium(server):
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(f"{server}/grouping")
-            page.get_by_role("heading", name="Task grouping").wait_for(timeout=60_000)
-            wait_idle(page, 60_000)
-            groups = page.get_by_role("heading", name="groups (", exact=False)
-            before = groups.first.inner_text()
-            k_input = page.get_by_label("Number of groups k")
-            k_input.fill("6")
-            k_input.press("Enter")
-            page.get_by_role("heading", name="6 groups", exact=False).wait_for(timeout=60_000)
-            wait_idle(page, 60_000)
-            assert groups.first.inner_text() != before
-            assert_clean(page, "grouping k=6")
-            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-k6.png"), full_page=True)
-            # The user picks light or dark in the main menu.
-            page.get_by_test_id("stMainMenu").click()
-            page.get_by_test_id("stMainMenuItem-theme-Dark").click()
-            page.wait_for_timeout(800)
-            bg = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
-            rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
-            assert sum(rgb) < 3 * 80, bg
-            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-dark.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(1400, 1000) as page:
+        page.goto(f"{server}/grouping")
+        page.get_by_role("heading", name="Task grouping").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        groups = page.get_by_role("heading", name="groups (", exact=False)
+        before = groups.first.inner_text()
+        k_input = page.get_by_label("Number of groups k")
+        k_input.fill("6")
+        k_input.press("Enter")
+        page.get_by_role("heading", name="6 groups", exact=False).wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert groups.first.inner_text() != before
+        assert_clean(page, "grouping k=6")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-k6.png"), full_page=True)
+        # The user picks light or dark in the main menu.
+        page.get_by_test_id("stMainMenu").click()
+        page.get_by_test_id("stMainMenuItem-theme-Dark").click()
+        page.wait_for_timeout(800)
+        bg = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+        rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
+        assert sum(rgb) < 3 * 80, bg
+        page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-dark.png"), full_page=True)
 
 
 def test_tree_inside_groups_and_the_rounding_panel_in_chromium(server):
     """The Affinity page's tree beside the rows (one line trace next to the heatmap) and the Grouping page's
     'what c did' panel, on the 60-task run."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        try:
-            page.goto(server)
-            _pick_run(page, "planted-60")
-            _visit(page, *PAGES[0][:3])
-            page.get_by_text("Show the tree inside groups").click()
-            page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
-            wait_idle(page, 60_000)
-            assert_clean(page, "affinity tree")
-            assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
-            page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "dashboard-affinity-tree.png"))
-            _visit(page, *PAGES[2][:3])
-            page.get_by_text("what it did", exact=False).first.click()
-            page.get_by_text("The links form", exact=False).wait_for(timeout=60_000)
-            words = page.get_by_text("The links form", exact=False).first.inner_text()
-            assert "None" not in words and "groups;" in words
-            assert_clean(page, "grouping rounding panel")
-            page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-rounding.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(1600, 1000) as page:
+        page.goto(server)
+        _pick_run(page, "planted-60")
+        _visit(page, *PAGES[0][:3])
+        page.get_by_text("Show the tree inside groups").click()
+        page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert_clean(page, "affinity tree")
+        assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+        page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "dashboard-affinity-tree.png"))
+        _visit(page, *PAGES[2][:3])
+        page.get_by_text("what it did", exact=False).first.click()
+        page.get_by_text("The links form", exact=False).wait_for(timeout=60_000)
+        words = page.get_by_text("The links form", exact=False).first.inner_text()
+        assert "None" not in words and "groups;" in words
+        assert_clean(page, "grouping rounding panel")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-grouping-rounding.png"), full_page=True)
