@@ -74,4 +74,4 @@ with guard():
                "in: how much the others help it (column mean). Diagonal left out.")
     st.plotly_chart(transfer_bars(shown, order), width="stretch", key="bars")
     if pending:  # last: the solve starts once this page is drawn
-        await_background(src, result.k, current_preprocessing(), current_settings(m.n)["solver"])
+        await_background(src, result.k, current_preprocessing(), current_settings(m.n)["solver"], after_draw=True)

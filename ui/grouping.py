@@ -157,15 +157,27 @@ def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solve
             _WAKE.notify()
 
 
-def await_background(source: Source, k: int, pre: Preprocessing, solver: str, every: float = 0.5) -> None:
+def await_background(source: Source, k: int, pre: Preprocessing, solver: str, every: float = 0.5, *,
+                     after_draw: bool = False) -> None:
     """Solve the SDP for k in the background and rerun the page once it is solved.
 
-    Call it last on the page: the solve then starts after the page has drawn its quick answer instead of
-    competing with it for the CPU.
+    Call it last on the page: the solve then starts after the server has sent the page's quick answer.
+    ``after_draw``: start it only when the browser asks for the first poll, i.e. once it has drawn the page.
+    For a first view: the browser then spends about a second evaluating plotly.js and drawing the
+    heatmap, and a solve started at once takes CPU from it on 2 cores (0.2-0.4 s later heatmap, measured).
     """
-    solve_in_background(source, [int(k)], pre, solver, urgent=True)
+    if not after_draw:
+        solve_in_background(source, [int(k)], pre, solver, urgent=True)
+    first = {"run": True}
+
     @st.fragment(run_every=every)
     def _poll() -> None:
+        initial = first.pop("run", False)  # the page's own run, before the browser has drawn anything
+        if after_draw:
+            if initial:
+                return
+            # the browser's timer asked, so it has drawn the page; queued once, later calls find it queued
+            solve_in_background(source, [int(k)], pre, solver, urgent=True)
         if sdp_ready(source, k, pre, solver):
             st.rerun(scope="app")
 

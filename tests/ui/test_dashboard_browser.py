@@ -105,6 +105,8 @@ def test_tree_inside_groups_and_the_rounding_panel_in_chromium(server):
         page.goto(server)
         _pick_run(page, "planted-60")
         _visit(page, *PAGES[0][:3])
+        # The SDP for the first view starts once the browser has drawn it (its first poll), then re-orders it.
+        page.get_by_text("ordered by the current grouping (sdp", exact=False).wait_for(timeout=60_000)
         page.get_by_text("Show the tree inside groups").click()
         page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
         wait_idle(page, 60_000)
