@@ -8,10 +8,12 @@ Protocol (fixed before looking at the figures):
   starts, no file watcher, as ``make run``) on a free localhost port and Debian's chromium driven by
   playwright, window 1600 x 1000, a fresh browser context (empty cache) per start;
 * **first paint**: seconds to the first Affinity heatmap drawn (the default run, planted-60), ``--starts``
-  fresh servers, three cases each: the browser opened with the server (from the server's start), the link
-  clicked 3 s after the server started (from the click: what a user who runs ``make run`` and then clicks
-  waits), and the floor: a Streamlit page holding only a header and one 60 x 60 plotly heatmap, opened with
-  its server (most of the time to a first chart is Streamlit's frontend and plotly.js loading in the browser);
+  fresh servers, each in five cases (PAINT_CASES): the dashboard with the browser opened with the server
+  (timed from the server's start) and with the link clicked 3 s after the start (timed from the click: what
+  a user who runs ``make run`` and then clicks waits); and three floors, Streamlit pages that compute
+  nothing: a header and one 60 x 60 plotly heatmap, opened either way, and the same under the Affinity
+  page's sidebar and controls (most of the time to a first chart is Streamlit's frontend and plotly.js in
+  the browser);
 * **k change**: on the Grouping page of planted-60, planted-200 and planted-500, type each k of a fixed
   list (the suggestion's neighbours first, then far ones) and wait until the page shows "k groups" and
   has finished running; timed with the browser's clock (``performance.now()``);
@@ -94,26 +96,52 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-# The floor under any Streamlit page with one plotly chart: a header and a 60 x 60 heatmap, nothing else.
-FLOOR_APP = """import numpy as np, plotly.graph_objects as go, streamlit as st
+# Floors: what any Streamlit page needs to show one plotly heatmap of 60 tasks, bare or under the same sidebar and
+# controls as the Affinity page (nothing computed); the dashboard cannot be faster than these on this machine.
+FLOOR_CHART = """import numpy as np, plotly.graph_objects as go, streamlit as st
 st.header("Task affinity")
-st.plotly_chart(go.Figure(go.Heatmap(z=np.random.default_rng(0).normal(size=(60, 60)))))
 """
-PAINT_CASES = {"at once": "dashboard, browser opened with the server",
-               "after 3 s": "dashboard, link clicked 3 s after the server started",
-               "floor": "one-chart Streamlit app, browser opened with the server"}
+FLOOR_CONTROLS = """
+with st.sidebar:
+    st.subheader("Data")
+    st.radio("Source", ["Run folder", "Upload a matrix"], horizontal=True)
+    st.text_input("Folder under the runs root", placeholder="(all runs)", help="h")
+    st.selectbox("Run", ["sample_data/planted-60", "sample_data/planted-200"])
+    st.selectbox("Matrix", ["main"])
+    st.caption("60 tasks")
+c1, c2 = st.columns([2, 1])
+a, b = c1.columns(2)
+a.selectbox("Diagonal", ["keep", "zero", "gain"], help="h")
+b.selectbox("Per-target transform", ["none", "center"], help="h")
+c2.radio("View", ["directed", "symmetrized"], horizontal=True, help="h")
+c2.radio("Order", ["by current grouping", "as given"], horizontal=True)
+c2.checkbox("Show the tree inside groups", help="h")
+st.caption("Row = source, column = target; blue helps, red hurts.")
+st.selectbox("Zoom into", ["all tasks", "group 1"])
+"""
+FLOOR_PLOT = "st.plotly_chart(go.Figure(go.Heatmap(z=np.random.default_rng(0).normal(size=(60, 60)))))\n"
+FLOOR_APPS = {"floor.py": FLOOR_CHART + FLOOR_PLOT, "floor_controls.py": FLOOR_CHART + FLOOR_CONTROLS + FLOOR_PLOT}
+# case: (what, floor app or None for the dashboard, seconds between the server's start and the click, baseline case)
+PAINT_CASES = {
+    "at once": ("dashboard, browser opened with the server", None, 0.0, "floor"),
+    "after 3 s": ("dashboard, link clicked 3 s after the server started", None, 3.0, "floor after 3 s"),
+    "floor": ("one-chart Streamlit page, browser opened with the server", "floor.py", 0.0, "floor"),
+    "floor after 3 s": ("one-chart Streamlit page, clicked after 3 s", "floor.py", 3.0, "floor after 3 s"),
+    "controls floor after 3 s": ("the same sidebar and controls and one chart, nothing computed, clicked after 3 s",
+                                 "floor_controls.py", 3.0, "floor after 3 s"),
+}
 
 
-def first_paints(browser, starts: int, floor_app: Path) -> list[dict]:
+def first_paints(browser, starts: int, apps: Path) -> list[dict]:
     """Per server start and case: seconds to the page frame and to the heatmap (see PAINT_CASES)."""
     rows = []
     for i in range(starts):
-        for case in PAINT_CASES:
+        for case, (_, app, delay, _) in PAINT_CASES.items():
             load_before = load()
-            proc, url, t0 = start_server(["-m", "streamlit", "run", str(floor_app)] if case == "floor" else None)
+            proc, url, t0 = start_server(None if app is None else ["-m", "streamlit", "run", str(apps / app)])
             try:
-                if case == "after 3 s":
-                    time.sleep(max(0.0, 3.0 - (time.perf_counter() - t0)))
+                if delay:
+                    time.sleep(max(0.0, delay - (time.perf_counter() - t0)))
                     t0 = time.perf_counter()  # the user's wait starts with the click
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
                 page.goto(url)
@@ -122,7 +150,7 @@ def first_paints(browser, starts: int, floor_app: Path) -> list[dict]:
                 page.locator(HEATMAP).first.wait_for(timeout=120_000)
                 paint = time.perf_counter() - t0
                 rows.append(dict(measure="first paint", case=case, start=i + 1, page_frame_s=frame, heatmap_s=paint,
-                                 goal_s="" if case == "floor" else GOALS["first paint"], load=load_before))
+                                 goal_s="" if app else GOALS["first paint"], load=load_before))
                 page.close()
             finally:
                 stop(proc)
@@ -196,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         with tempfile.TemporaryDirectory() as tmp:
-            floor_app = Path(tmp) / "floor.py"
-            floor_app.write_text(FLOOR_APP)
-            paints = first_paints(browser, args.starts, floor_app)
+            for name, text in FLOOR_APPS.items():
+                (Path(tmp) / name).write_text(text)
+            paints = first_paints(browser, args.starts, Path(tmp))
         proc, url, _ = start_server()
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -212,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         browser.close()
 
     summary = []
-    floor = statistics.median(r["heatmap_s"] for r in paints if r["case"] == "floor")
-    for case, words in PAINT_CASES.items():
+    medians = {case: statistics.median(r["heatmap_s"] for r in paints if r["case"] == case) for case in PAINT_CASES}
+    for case, (words, app, _, baseline) in PAINT_CASES.items():
         vals = [r["heatmap_s"] for r in paints if r["case"] == case]
-        summary.append(dict(what=f"first paint → heatmap ({words})", n=60, median_s=statistics.median(vals),
-                            worst_s=max(vals), goal_s="" if case == "floor" else GOALS["first paint"],
-                            vs_floor=statistics.median(vals) / floor))
+        summary.append(dict(what=f"first paint → heatmap ({words})", n=60, median_s=medians[case],
+                            worst_s=max(vals), goal_s="" if app else GOALS["first paint"],
+                            vs_floor=medians[case] / medians[baseline]))
     for run in K_STEPS:
         vals = [r["groups_shown_s"] for r in ks if r["run"] == run]
         summary.append(dict(what="k change (new k → first groups shown)", n=int(run.split("-")[1]),
@@ -234,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count()
     busy = any(float(x.split("/")[0]) > 0.5 * (cores or 1) for x in loads)
     md = (markdown_table(summary, ["what", "n", "median_s", "worst_s", "goal_s", "met", "vs_floor"], ".3g")
-          + "\nvs_floor: the median over the floor's median in this run (the floor moves with the machine's load; "
-          "the ratio is what compares runs).\n"
+          + "\nvs_floor: the median over the one-chart page's median in this run, opened the same way (the "
+          "floors move with the machine's load; the ratio is what compares runs).\n"
           + f"\nLoad average (1/5/15 min) at each measurement ranged over {min(loads)} … {max(loads)} on "
           f"{cores} cores" + (": a busy machine, so the goals were judged under load." if busy else ".")
-          + "\n\nFirst paint per server start (seconds from the server's start, or from the click for "
-          "'after 3 s'; the floor is a Streamlit page holding only a header and one 60 x 60 plotly heatmap, so "
-          "the dashboard cannot be faster than it on this machine):\n\n"
+          + "\n\nFirst paint per server start (seconds from the server's start, or from the click for the "
+          "'after 3 s' cases; the floors are Streamlit pages that compute nothing: a header and one 60 x 60 plotly "
+          "heatmap, alone or under the Affinity page's sidebar and controls):\n\n"
           + markdown_table(paints, ["case", "start", "page_frame_s", "heatmap_s", "load"], ".3g")
           + "\nEvery k change (the neighbours of the k shown are solved in the background while the page is "
           "read; above 100 tasks an SDP not solved yet is shown as the spectral grouping first and replaced; "
