@@ -144,11 +144,10 @@ def solve_in_background(source: Source, ks: list[int], pre: Preprocessing, solve
             if key in _SOLVED:
                 continue
             if key in _QUEUED:
-                if not urgent:
+                waiting = [queued for queued in _TASKS if queued[:4] == key]
+                if not urgent or not waiting:  # a warm-up keeps its place; one being solved is not queued again
                     continue
-                for queued in list(_TASKS):  # move it to the front
-                    if queued[:4] == key:
-                        _TASKS.remove(queued)
+                _TASKS.remove(waiting[0])  # urgent: move it to the front
             _QUEUED.add(key)
             _TASKS.appendleft(task) if urgent else _TASKS.append(task)
             if _WORKER is None or not _WORKER.is_alive():
