@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.matrix.affinity import AffinityMatrix
-from core.report.ordering import HeatmapOrder, aggregate, group_spans, transfer_in_out, within_group_dendrogram
+from core.errors import InvalidInputError
+from core.report.ordering import HeatmapOrder, aggregate, transfer_in_out, within_group_dendrogram
 
 # Red = harm, blue = help, white = 0 (zmid=0 keeps 0 white whatever the range).
 COLORSCALE = "RdBu"
@@ -165,13 +166,12 @@ def _tree_lines(order: HeatmapOrder, pos: np.ndarray) -> tuple[np.ndarray, np.nd
     A tree is drawn when the order follows trees, the shown positions are whole consecutive groups and
     one of them has two tasks or more.
     """
-    if not order.trees or len(pos) == 0 or pos[-1] - pos[0] + 1 != len(pos):
+    if len(pos) == 0 or pos[-1] - pos[0] + 1 != len(pos):
         return None
-    spans = group_spans(order)
-    start, stop = int(pos[0]), int(pos[-1]) + 1
-    if start not in {a for a, _ in spans} or stop not in {b for _, b in spans}:
+    try:
+        xs, ys = within_group_dendrogram(order, (int(pos[0]), int(pos[-1]) + 1))
+    except InvalidInputError:  # the order follows no tree, or the rows shown cut a group
         return None
-    xs, ys = within_group_dendrogram(order, (start, stop))
     return (xs, ys) if xs.size else None
 
 
