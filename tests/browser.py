@@ -1,4 +1,4 @@
-"""What the browser tests share: a real Streamlit server of this checkout and headless Chromium."""
+"""What the dashboard tests share: the app and its pages, a real Streamlit server of this checkout, headless Chromium."""
 from __future__ import annotations
 
 import contextlib
@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("TASKAFFINITY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 ARTIFACTS = ROOT / "test-artifacts"
+APP = str(ROOT / "app.py")
+#: The pages the AppTest suites open (Validation has its own tests: it needs a run with validations).
+PAGE_FILES = ["pages/affinity.py", "pages/negative_transfer.py", "pages/grouping.py", "pages/benchmarks.py",
+              "pages/runs.py", "pages/export.py"]
 
 
 def require_browser() -> None:

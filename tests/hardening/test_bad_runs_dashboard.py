@@ -13,12 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.browser import APP, PAGE_FILES as PAGES  # noqa: E402
 from tests.hardening.bad_runs import GOOD, make_bad_runs  # noqa: E402
 from ui.services.roots import OUTSIDE, redact, run_row  # noqa: E402
 
-APP = str(ROOT / "app.py")
-PAGES = ["pages/affinity.py", "pages/negative_transfer.py", "pages/grouping.py", "pages/benchmarks.py",
-         "pages/runs.py", "pages/export.py"]
 
 
 @pytest.fixture()

@@ -29,12 +29,10 @@ if str(ROOT) not in sys.path:
 from core.errors import InvalidInputError, RunStateError  # noqa: E402
 from core.estimation.runs.folder import RunDir
 from core.estimation.runs.lock import RunLock  # noqa: E402
+from tests.browser import APP, PAGE_FILES as PAGES  # noqa: E402
 from ui.services.launches import confined_config, launches, plan_launch, plan_resume  # noqa: E402
 from ui.state import MAX_UPLOAD_MB  # noqa: E402
 
-APP = str(ROOT / "app.py")
-PAGES = ["pages/affinity.py", "pages/negative_transfer.py", "pages/grouping.py", "pages/benchmarks.py",
-         "pages/runs.py", "pages/export.py"]
 SECRET = "top-secret-outside-root"
 
 

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
-PAGES = ["pages/affinity.py", "pages/negative_transfer.py", "pages/grouping.py", "pages/benchmarks.py",
-         "pages/runs.py", "pages/export.py"]
+from tests.browser import APP, PAGE_FILES as PAGES
 
 
 def _app(monkeypatch, roots: str | None = None) -> AppTest:
